@@ -1,0 +1,36 @@
+"""Exceptions and warnings raised by ctflow.
+
+Every error a user can trigger with bad input derives from :class:`CTFlowError`, so scripts can
+catch one type; the concrete classes also derive from the matching builtin (``ValueError``,
+``FileNotFoundError``) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class CTFlowError(Exception):
+    """Base class of every error ctflow raises on purpose."""
+
+
+class GeometryError(CTFlowError, ValueError):
+    """A geometry is invalid, unknown, or does not match the data it is used with."""
+
+
+class ShapeError(CTFlowError, ValueError):
+    """An array has the wrong shape, dtype or layout for the operation."""
+
+
+class NonFiniteError(CTFlowError, ValueError):
+    """An input contains NaN or Inf values."""
+
+
+class BackendError(CTFlowError, RuntimeError):
+    """A projector backend cannot run the requested operation (projector type, device)."""
+
+
+class DetectorCoverageWarning(UserWarning):
+    """The detector does not see the whole image: projections are truncated."""
+
+
+class FBPWarning(UserWarning):
+    """An FBP setting is outside the conditions under which the formula is exact."""
