@@ -109,7 +109,7 @@ def _angles(cls: str, value: Any, full_circle: float) -> tuple[float, ...]:
         n = int(value)
         if n < 1:
             raise GeometryError(f"{cls}: a geometry needs at least one projection angle, got {n}")
-        return tuple(float(a) for a in np.arange(n, dtype=np.float64) * (full_circle / n))
+        return _uniform_angles(n, 0.0, math.degrees(full_circle))
     if hasattr(value, "detach"):  # torch tensor
         value = value.detach().cpu().numpy()
     try:
@@ -135,11 +135,18 @@ def _angles_from_spec(cls: str, spec: dict, full_circle: float) -> Any:
             f"{{degrees: [...]}} or {{radians: [...]}}; got keys {sorted(spec)}"
         )
     n = _positive_int(cls, "angles.count", spec["count"])
-    start = math.radians(float(spec.get("start_deg", 0.0)))
-    stop = math.radians(float(spec.get("stop_deg", math.degrees(full_circle))))
+    start = float(spec.get("start_deg", 0.0))
+    stop = float(spec.get("stop_deg", math.degrees(full_circle)))
     if stop <= start:
         raise GeometryError(f"{cls}: angles.stop_deg must be larger than start_deg, got {spec}")
-    return start + np.arange(n, dtype=np.float64) * ((stop - start) / n)
+    return _uniform_angles(n, start, stop)
+
+
+def _uniform_angles(n: int, start_deg: float, stop_deg: float) -> tuple[float, ...]:
+    """``n`` angles over [start, stop) in radians, computed in degrees first so that sparse
+    subsets of a preset (every k-th view) are bit-identical to the smaller preset."""
+    deg = start_deg + np.arange(n, dtype=np.float64) * ((stop_deg - start_deg) / n)
+    return tuple(float(a) for a in np.deg2rad(deg))
 
 
 def _angle_summary(angles: tuple[float, ...]) -> str:

@@ -96,7 +96,8 @@ class MatrixBackend:
     def scipy_matrix(self):
         """The system matrix as a scipy CSR (built once, then read from the disk cache)."""
         if self._scipy is None:
-            self._scipy = self._load_cached() or self._build_and_cache()
+            cached = self._load_cached()
+            self._scipy = cached if cached is not None else self._build_and_cache()
         return self._scipy
 
     def _load_cached(self):

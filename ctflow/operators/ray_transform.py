@@ -151,7 +151,7 @@ class RayTransform(torch.nn.Module):
         """Apply the backend to a ``(N, ., .)`` tensor, keeping dtype (float32/float64)."""
         dtype = x.dtype
         work = dtype if (self.backend_name == "matrix" and dtype in (torch.float32, torch.float64)) else torch.float32
-        x = x.to(work).contiguous()
+        x = x.detach().to(work).contiguous()
         out = self.backend.adjoint(x) if adjoint else self.backend.forward(x)
         return out.to(dtype)
 
