@@ -34,3 +34,11 @@ class DetectorCoverageWarning(UserWarning):
 
 class FBPWarning(UserWarning):
     """An FBP setting is outside the conditions under which the formula is exact."""
+
+
+class DataError(CTFlowError, ValueError):
+    """A data file is missing, corrupt, or not what was expected. The message names the file."""
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path

@@ -1,0 +1,1 @@
+"""Datasets: MedMNIST (OrganCMNIST & co.) and procedural abdomen phantoms."""
