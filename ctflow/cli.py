@@ -1,4 +1,4 @@
-"""Command line: ``ctflow geometries | demo | info``."""
+"""Command line: ``ctflow geometries | demo | simulate | convert | data | info``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,71 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .io import write_dicom_ctpd, write_image_h5, write_png_preview, write_sinogram_h5
+    from .simulate import simulate_scan
+
+    scan = simulate_scan(
+        args.geometry, args.phantom, n_views=args.views, gaussian=args.gaussian,
+        poisson_I0=args.poisson, mu_scale=args.mu_scale, seed=args.seed,
+    )
+    out = Path(args.out)
+    fmt = args.format or ("h5" if out.suffix.lower() in (".h5", ".hdf5") else "dicom-ctpd")
+    if fmt == "h5":
+        write_sinogram_h5(out, scan.sinogram, scan.geometry, noise=scan.noise, attrs={"source": scan.source})
+        written = f"{out}"
+    else:
+        from .geometry import FanBeamGeometry
+
+        if not isinstance(scan.geometry, FanBeamGeometry):
+            raise CTFlowError("DICOM-CT-PD stores fan-beam projections; write parallel-beam scans to a .h5 file")
+        files = write_dicom_ctpd(out, scan.sinogram, scan.geometry, noise=scan.noise)
+        written = f"{len(files)} projection files in {out}/"
+    if args.truth:
+        write_image_h5(args.truth, scan.truth, geometry=scan.geometry, method="phantom",
+                       params={"source": scan.source}, pixel_size=scan.geometry.pixel_size)
+    if args.preview:
+        write_png_preview(args.preview, scan.sinogram, title=f"{scan.geometry.name or 'sinogram'}: {scan.source}")
+    g = scan.geometry
+    print(f"simulated {scan.source}: {g.n_angles} views x {g.n_detectors} detectors, noise {scan.noise} -> {written}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .io import read_any, write_any
+
+    loaded = read_any(args.input, geometry=args.geometry, image_shape=args.image_shape,
+                      on_error="skip" if args.skip_bad else "raise")
+    window = tuple(args.window) if args.window else None
+    files = write_any(loaded, args.output, window=window, method=args.method)
+    print(f"{args.input} ({loaded.kind} {tuple(loaded.data.shape)}) -> {len(files)} file(s): {files[0]}" + (" ..." if len(files) > 1 else ""))
+    return 0
+
+
+def _cmd_data_medmnist(args: argparse.Namespace) -> int:
+    from .data.medmnist import download_medmnist, locate_medmnist
+
+    if args.download:
+        download_medmnist(args.flag, args.size, args.root, base_url=args.base_url)
+    loc = locate_medmnist(args.flag, args.size, args.root, base_url=args.base_url)
+    state = "verified" if loc.md5_ok else ("present, MD5 MISMATCH" if loc.exists else "missing")
+    md5 = " or ".join(loc.md5) if isinstance(loc.md5, (tuple, list)) else str(loc.md5)
+    print(f"{args.flag} {args.size}px: {loc.path} [{state}]\n  url: {loc.url}\n  md5: {md5}")
+    if not loc.exists:
+        print(f"  get it with: ctflow data medmnist --flag {args.flag} --size {args.size} --download")
+    return 0 if loc.md5_ok else 1
+
+
+def _cmd_data_phantoms(args: argparse.Namespace) -> int:
+    from .data.abdomen import write_phantom_npz
+
+    path = write_phantom_npz(args.out, args.n_train, args.n_val, args.n_test, size=args.size, seed=args.seed, kind=args.kind)
+    print(f"wrote {path} ({args.n_train}/{args.n_val}/{args.n_test} {args.kind} phantoms at {args.size}px, MedMNIST layout)")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import astra
     import torch
@@ -57,6 +122,47 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--noise", type=float, default=0.01, help="relative Gaussian noise level (default 0.01)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
+    s = sub.add_parser("simulate", help="simulate a (noisy) scan of a phantom or image → HDF5 or DICOM-CT-PD")
+    s.add_argument("--geometry", required=True, help="preset name or geometry .yaml/.json")
+    s.add_argument("--phantom", default="shepp-logan", help="shepp-logan | ellipses | abdomen | an image file (.dcm/.npy/.png/.h5)")
+    s.add_argument("--views", type=int, default=None, help="replace the geometry's views by N uniform views")
+    noise = s.add_mutually_exclusive_group()
+    noise.add_argument("--gaussian", type=float, default=None, metavar="REL", help="relative Gaussian noise (e.g. 0.01)")
+    noise.add_argument("--poisson", type=float, default=None, metavar="I0", help="Poisson counting noise with I0 photons")
+    s.add_argument("--mu-scale", type=float, default=1.0, help="for --poisson: line integrals are multiplied by this first")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output .h5 file, or a folder for DICOM-CT-PD")
+    s.add_argument("--format", choices=["h5", "dicom-ctpd"], default=None, help="default: from --out")
+    s.add_argument("--truth", default=None, help="also write the phantom image to this .h5 file")
+    s.add_argument("--preview", default=None, help="also write a PNG of the sinogram")
+    s.set_defaults(func=_cmd_simulate)
+    c = sub.add_parser("convert", help="convert between DICOM, DICOM-CT-PD, HDF5 and PNG previews")
+    c.add_argument("input", help="DICOM file/folder, .h5/.hdf5 or .npy")
+    c.add_argument("output", help=".h5, .png, .dcm or a folder (DICOM series / DICOM-CT-PD)")
+    c.add_argument("--geometry", default=None, help="geometry for plain HDF5 sinograms (e.g. LoDoPaB)")
+    c.add_argument("--image-shape", type=int, default=512, help="image grid for DICOM-CT-PD input (default 512)")
+    c.add_argument("--window", type=float, nargs=2, metavar=("LEVEL", "WIDTH"), help="PNG window (default L40/W400 for HU)")
+    c.add_argument("--method", default="converted", help="method name stored with images")
+    c.add_argument("--skip-bad", action="store_true", help="skip unreadable files in a folder (they are reported)")
+    c.set_defaults(func=_cmd_convert)
+    data = sub.add_parser("data", help="datasets: MedMNIST files, procedural phantom datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    m = dsub.add_parser("medmnist", help="locate/verify (or --download) a MedMNIST npz file")
+    m.add_argument("--flag", default="organcmnist", choices=["organcmnist", "organamnist", "organsmnist"])
+    m.add_argument("--size", type=int, default=28, choices=[28, 64, 128, 224])
+    m.add_argument("--root", default=None, help="folder (default $MEDMNIST_ROOT or ~/.medmnist)")
+    m.add_argument("--download", action="store_true", help="download it (needs internet)")
+    m.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
+    m.set_defaults(func=_cmd_data_medmnist)
+    ph = dsub.add_parser("phantoms", help="write procedural abdomen phantoms as an npz in the MedMNIST layout")
+    ph.add_argument("out", help="output .npz")
+    ph.add_argument("--size", type=int, default=64)
+    ph.add_argument("--n-train", type=int, default=1000)
+    ph.add_argument("--n-val", type=int, default=100)
+    ph.add_argument("--n-test", type=int, default=100)
+    ph.add_argument("--kind", default="coronal", choices=["axial", "coronal", "mixed"])
+    ph.add_argument("--seed", type=int, default=0)
+    ph.set_defaults(func=_cmd_data_phantoms)
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_cmd_info)
     return p

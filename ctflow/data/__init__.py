@@ -1,1 +1,29 @@
 """Datasets: MedMNIST (OrganCMNIST & co.) and procedural abdomen phantoms."""
+
+from .medmnist import (
+    MEDMNIST_FILES,
+    MEDMNIST_FLAGS,
+    MEDMNIST_LABELS,
+    MEDMNIST_SIZES,
+    MEDMNIST_SPLITS,
+    MedMNISTDataset,
+    download_medmnist,
+    load_medmnist,
+    locate_medmnist,
+    medmnist_root,
+    verify_medmnist_file,
+)
+
+__all__ = [
+    "MEDMNIST_FILES",
+    "MEDMNIST_FLAGS",
+    "MEDMNIST_LABELS",
+    "MEDMNIST_SIZES",
+    "MEDMNIST_SPLITS",
+    "MedMNISTDataset",
+    "download_medmnist",
+    "load_medmnist",
+    "locate_medmnist",
+    "medmnist_root",
+    "verify_medmnist_file",
+]
