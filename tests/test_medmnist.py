@@ -354,3 +354,21 @@ def test_invalid_arguments(tmp_path, kwargs, match):
         load_medmnist(root=tmp_path, **kwargs)
     with pytest.raises(ValueError, match=match):
         MedMNISTDataset(root=tmp_path, **kwargs)
+
+
+def test_cli_locate_and_download(tmp_path, monkeypatch, capsys):
+    from ctflow.cli import main
+
+    src = tmp_path / "server"
+    src.mkdir()
+    make_npz(src / "organcmnist.npz")
+    root = tmp_path / "root"
+    root.mkdir()
+    assert main(["data", "medmnist", "--root", str(root)]) == 1  # missing: says where and how to get it
+    out = capsys.readouterr().out
+    assert "missing" in out and "organcmnist.npz" in out and "--download" in out
+    trust(monkeypatch, src / "organcmnist.npz")
+    base = (src.as_uri() + "/")
+    assert main(["data", "medmnist", "--root", str(root), "--download", "--base-url", base]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert (root / "organcmnist.npz").read_bytes() == (src / "organcmnist.npz").read_bytes()

@@ -91,3 +91,21 @@ def test_convert_bad_inputs(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "a.npy"), str(tmp_path / "a_dcm")]) == 2  # units unknown → no HU
     assert "units" in capsys.readouterr().err
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_cli_phantom_dataset_loads_through_the_medmnist_loader(tmp_path):
+    from ctflow.data import load_medmnist
+
+    out = tmp_path / "organcmnist_64.npz"
+    assert main(["data", "phantoms", str(out), "--size", "64", "--n-train", "12", "--n-val", "3", "--n-test", "4"]) == 0
+    x, y = load_medmnist("organcmnist", 64, "val", root=tmp_path, verify=False)
+    assert x.shape == (3, 64, 64) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert y.shape == (3,) and set(y.tolist()) <= set(range(11))
+
+
+def test_simulate_abdomen_phantom():
+    s = simulate_scan("parallel-64-sparse30", "abdomen", gaussian=0.01, seed=5)
+    from ctflow.data import abdomen_slice
+
+    assert np.array_equal(s.truth, abdomen_slice(5, size=64))
+    assert s.sinogram.shape == (30, 92) and "abdomen" in s.source

@@ -1,5 +1,13 @@
 """Datasets: MedMNIST (OrganCMNIST & co.) and procedural abdomen phantoms."""
 
+from .abdomen import (
+    AbdomenPhantom,
+    AbdomenPhantomDataset,
+    abdomen_slice,
+    coronal_crop,
+    hu_to_window,
+    write_phantom_npz,
+)
 from .medmnist import (
     MEDMNIST_FILES,
     MEDMNIST_FLAGS,
@@ -15,6 +23,12 @@ from .medmnist import (
 )
 
 __all__ = [
+    "AbdomenPhantom",
+    "AbdomenPhantomDataset",
+    "abdomen_slice",
+    "coronal_crop",
+    "hu_to_window",
+    "write_phantom_npz",
     "MEDMNIST_FILES",
     "MEDMNIST_FLAGS",
     "MEDMNIST_LABELS",
