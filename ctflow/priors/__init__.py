@@ -20,3 +20,28 @@ __all__ = [
     "sample_rk4",
     "time_grid",
 ]
+
+
+def load_prior(name_or_path) -> "NetworkPrior":
+    """Load a prior folder (``prior.json`` + ``prior.safetensors``) or a prior shipped in ``data/priors/``.
+
+    Loading reads JSON and raw tensors only (no pickle): it cannot execute code.
+    """
+    from pathlib import Path
+
+    from ..errors import DataError
+    from .checkpoint import load_prior_folder
+    from .velocity import NetworkPrior
+
+    p = Path(name_or_path)
+    if not p.is_dir():
+        shipped = Path(__file__).resolve().parents[2] / "data" / "priors"
+        names = sorted(d.name for d in shipped.iterdir() if (d / "prior.json").is_file()) if shipped.is_dir() else []
+        if str(name_or_path) not in names:
+            raise DataError(f"no prior folder or shipped prior named {str(name_or_path)!r} (shipped: {names or 'none yet'})")
+        p = shipped / str(name_or_path)
+    net, meta = load_prior_folder(p)
+    return NetworkPrior(net, meta)
+
+
+__all__ += ["load_prior"]

@@ -147,3 +147,15 @@ class GaussianMixturePrior(VelocityModel):
         k = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
         out = torch.stack([c.sample(n, generator) for c in self.components], dim=1)
         return out[torch.arange(n), k]
+
+
+class NetworkPrior(VelocityModel):
+    """A trained network prior: :class:`VelocityModel` plus the metadata (``card``) it was saved with."""
+
+    def __init__(self, net, meta: dict):
+        super().__init__(net)
+        self.meta = meta
+
+    @property
+    def image_size(self) -> int:
+        return self.net.config.image_size
