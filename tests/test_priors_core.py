@@ -105,3 +105,27 @@ def test_ode_callback_and_errors():
         time_grid(0)
     with pytest.raises(ValueError, match="cov must be"):
         GaussianPrior(torch.zeros(2, 2), torch.eye(3))
+
+
+def test_diffusers_adapter_time_scale_and_range():
+    # A stand-in with diffusers' calling convention: net(x, timesteps) → object with `.sample`.
+    class Out:
+        def __init__(self, s):
+            self.sample = s
+
+    calls = {}
+
+    def unet(x, t):
+        calls["x"], calls["t"] = x, t
+        return Out(x * 0 + t.reshape(-1, 1, 1, 1))
+
+    from ctflow.priors import DiffusersVelocity
+
+    v = DiffusersVelocity(unet, time_scale=999.0, data_range="[-1,1]")
+    x = torch.full((2, 1, 4, 4), 0.25)
+    out = v(x, torch.tensor([0.5, 1.0]))
+    assert torch.allclose(calls["t"], torch.tensor([499.5, 999.0]))
+    assert torch.allclose(calls["x"], torch.full_like(x, -0.5))  # [0,1] → [-1,1]
+    assert torch.allclose(out[:, 0, 0, 0], torch.tensor([249.75, 499.5]))  # velocity halved back
+    with pytest.raises(ValueError, match="data_range"):
+        DiffusersVelocity(unet, data_range="[0,255]")

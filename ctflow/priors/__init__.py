@@ -2,11 +2,13 @@
 
 from .ode import NFE_PER_STEP, odeint, sample_euler, sample_heun, sample_midpoint, sample_rk4, time_grid
 from .unet import ConfigError, UNet, UNetConfig
-from .velocity import GaussianMixturePrior, GaussianPrior, VelocityModel, as_velocity
+from .velocity import DiffusersVelocity, GaussianMixturePrior, GaussianPrior, NetworkPrior, VelocityModel, as_velocity
 
 __all__ = [
     "NFE_PER_STEP",
     "ConfigError",
+    "DiffusersVelocity",
+    "NetworkPrior",
     "GaussianMixturePrior",
     "GaussianPrior",
     "UNet",
@@ -20,6 +22,10 @@ __all__ = [
     "sample_rk4",
     "time_grid",
 ]
+
+
+#: Names that point at a shipped prior folder in ``data/priors/``.
+PRIOR_ALIASES = {"default": "phantom-64"}
 
 
 def load_prior(name_or_path) -> "NetworkPrior":
@@ -37,9 +43,11 @@ def load_prior(name_or_path) -> "NetworkPrior":
     if not p.is_dir():
         shipped = Path(__file__).resolve().parents[2] / "data" / "priors"
         names = sorted(d.name for d in shipped.iterdir() if (d / "prior.json").is_file()) if shipped.is_dir() else []
-        if str(name_or_path) not in names:
-            raise DataError(f"no prior folder or shipped prior named {str(name_or_path)!r} (shipped: {names or 'none yet'})")
-        p = shipped / str(name_or_path)
+        name = PRIOR_ALIASES.get(str(name_or_path), str(name_or_path))
+        if name not in names:
+            alias = f" (= {name})" if name != str(name_or_path) else ""
+            raise DataError(f"no prior folder or shipped prior named {str(name_or_path)!r}{alias}; shipped: {names or 'none yet'}")
+        p = shipped / name
     net, meta = load_prior_folder(p)
     return NetworkPrior(net, meta)
 
