@@ -178,3 +178,21 @@ def test_ddp_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     assert any(not torch.equal(a[k], UNet(TINY).state_dict()[k]) for k in a)  # it did train
+
+
+def test_shipped_phantom_28_prior_loads_offline_and_denoises():
+    from ctflow.data.abdomen import AbdomenPhantomDataset
+
+    prior = load_prior("phantom-28")
+    assert prior.image_size == 28 and prior.meta["card"]["training"]["data"] == "phantoms"
+    held = AbdomenPhantomDataset(16, size=28, seed=424242, kind="mixed", ellipse_fraction=0.2)
+    x1 = torch.stack([held[i][0] for i in range(16)])
+    x0 = torch.randn(x1.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for t in (0.5, 0.9):
+            den = prior.denoise(t * x1 + (1 - t) * x0, t)
+            err = float(((den - x1) ** 2).mean().sqrt())
+            baseline = float(((x1.mean(0, keepdim=True) - x1) ** 2).mean().sqrt())
+            assert err < 0.6 * baseline  # trained weights: far better than the best constant image
+    with pytest.raises(DataError, match=r"'default' \(= phantom-64\).*phantom-28"):
+        load_prior("default")
