@@ -44,6 +44,16 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise DataError(f"not a readable safetensors file ({e})", str(path)) from None
 
 
+def _read_json(folder: Path, name: str, missing: str) -> dict:
+    """Parse ``folder/name``; a missing or malformed file is a DataError naming the folder."""
+    try:
+        return json.loads((folder / name).read_text())
+    except FileNotFoundError:
+        raise DataError(missing, str(folder)) from None
+    except ValueError as e:
+        raise DataError(f"{name} is not valid JSON ({e})", str(folder)) from None
+
+
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """AdamW state as flat tensors ``{"{i}.{name}": tensor}`` plus the JSON-able rest."""
     sd = opt.state_dict()
@@ -118,12 +128,7 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
 def load_training_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict, dict]:
     """``(model_tensors, ema_tensors, optimizer_tensors, state)`` of a checkpoint folder."""
     path = Path(path)
-    try:
-        state = json.loads((path / "state.json").read_text())
-    except FileNotFoundError:
-        raise DataError("missing state.json", str(path)) from None
-    except ValueError as e:
-        raise DataError(f"state.json is not valid JSON ({e})", str(path)) from None
+    state = _read_json(path, "state.json", "missing state.json")
     return (
         _load_tensors(path / "model.safetensors"),
         _load_tensors(path / "ema.safetensors"),
@@ -167,12 +172,7 @@ def save_prior(folder: str | os.PathLike, model: UNet, card: dict | None = None)
 def load_prior_folder(folder: str | os.PathLike) -> tuple[UNet, dict]:
     """Build the UNet described by ``prior.json`` and load ``prior.safetensors`` into it."""
     folder = Path(folder)
-    try:
-        meta = json.loads((folder / "prior.json").read_text())
-    except FileNotFoundError:
-        raise DataError("no prior.json here (a prior folder holds prior.json + prior.safetensors)", str(folder)) from None
-    except ValueError as e:
-        raise DataError(f"prior.json is not valid JSON ({e})", str(folder)) from None
+    meta = _read_json(folder, "prior.json", "no prior.json here (a prior folder holds prior.json + prior.safetensors)")
     if meta.get("architecture") != "UNet" or "unet" not in meta:
         raise ConfigError(f"{folder}/prior.json: unknown architecture {meta.get('architecture')!r}")
     net = UNet(UNetConfig.from_dict(meta["unet"]))

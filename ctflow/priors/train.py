@@ -38,7 +38,7 @@ from .checkpoint import (
     save_training_checkpoint,
 )
 from .ode import odeint
-from .unet import ConfigError, UNet, UNetConfig
+from .unet import ConfigError, UNet, UNetConfig, config_from_dict
 from .velocity import VelocityModel
 
 
@@ -79,11 +79,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - allowed
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s) {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,15 @@ class ConfigError(CTFlowError, ValueError):
     """A model or training configuration is invalid."""
 
 
+def config_from_dict(cls, d: dict):
+    """Build the config dataclass ``cls`` from a mapping; unknown keys are errors, not ignored."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - allowed
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return cls(**d)
+
+
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
     """Architecture of :class:`UNet` (JSON-serialisable; stored beside every checkpoint)."""
@@ -57,11 +66,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> UNetConfig:
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - allowed
-        if unknown:
-            raise ConfigError(f"unknown UNetConfig field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
