@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+
 import numpy as np
 
 from .._io import atomic_path

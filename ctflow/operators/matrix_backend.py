@@ -74,6 +74,7 @@ class MatrixBackend:
         self.astra_type = astra_projector_type(geometry, projector)
         self._cache_dir = None if cache_dir is False else Path(cache_dir) if cache_dir else default_cache_dir()
         self._scipy = None
+        self._scipy_t = None
         self._torch: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---- the matrix ----------------------------------------------------------------------
@@ -133,10 +134,16 @@ class MatrixBackend:
         key = (str(device), dtype)
         if key not in self._torch:
             w = self.scipy_matrix()
-            wt = w.T.tocsr()
-            wt.sort_indices()
-            self._torch[key] = (_to_torch_csr(w, device, dtype), _to_torch_csr(wt, device, dtype))
+            self._torch[key] = (_to_torch_csr(w, device, dtype), _to_torch_csr(self._scipy_transpose(), device, dtype))
         return self._torch[key]
+
+    def _scipy_transpose(self):
+        """Wᵀ as its own sorted CSR, computed once (it is the slow part of loading a cached matrix)."""
+        if self._scipy_t is None:
+            wt = self.scipy_matrix().T.tocsr()
+            wt.sort_indices()
+            self._scipy_t = wt
+        return self._scipy_t
 
     @property
     def nnz(self) -> int:
