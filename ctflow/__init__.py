@@ -8,6 +8,8 @@ from . import metrics, noise, phantoms
 from .errors import CTFlowError, GeometryError, NonFiniteError, ShapeError
 from .geometry import FanBeamGeometry, ParallelBeamGeometry, geometry_from_dict, list_geometries, load_geometry
 from .operators import RayTransform, fbp
+from .priors import load_prior
+from .solvers import Reconstruction, get_solver, list_methods, reconstruct
 
 __version__ = "0.1.0"
 
@@ -18,12 +20,17 @@ __all__ = [
     "NonFiniteError",
     "ParallelBeamGeometry",
     "RayTransform",
+    "Reconstruction",
     "ShapeError",
     "fbp",
     "geometry_from_dict",
+    "get_solver",
+    "list_methods",
+    "load_prior",
     "list_geometries",
     "load_geometry",
     "metrics",
     "noise",
     "phantoms",
+    "reconstruct",
 ]

@@ -23,7 +23,8 @@ def time_grid(steps: int, t0: float = 0.0, t1: float = 1.0) -> torch.Tensor:
     return torch.linspace(t0, t1, steps + 1, dtype=torch.float64)
 
 
-def _step(method: str, v: Callable, x: torch.Tensor, t: float, h: float) -> torch.Tensor:
+def ode_step(method: str, v: Callable, x: torch.Tensor, t: float, h: float) -> torch.Tensor:
+    """One step of ``method`` from time ``t`` with step ``h`` (negative h integrates backwards)."""
     if method == "euler":
         return x + h * v(x, t)
     if method == "midpoint":
@@ -58,7 +59,7 @@ def odeint(
     ts = [float(t) for t in torch.as_tensor(ts)]
     for i in tqdm(range(len(ts) - 1), disable=not progress, desc=f"ODE ({method})", leave=False):
         t, t_next = ts[i], ts[i + 1]
-        x = _step(method, velocity, x, t, t_next - t)
+        x = ode_step(method, velocity, x, t, t_next - t)
         if callback is not None:
             callback({"i": i, "t": t, "t_next": t_next, "x": x})
     return x

@@ -1,0 +1,282 @@
+r"""Pieces shared by the solvers: batched CG, the data-consistency solve, the pseudo-inverse and
+range projector of the CT operator, latent regularisers and the discrete gradient for TV.
+
+All image tensors are ``(B, 1, H, W)``; inner products and norms are per batch sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_path
+from ..errors import CTFlowError
+
+
+def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample inner products ``⟨a_i, b_i⟩`` → shape (B,)."""
+    return (a * b).reshape(a.shape[0], -1).sum(1)
+
+
+def _bc(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return s.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def cg(
+    apply: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    iters: int = 50,
+    tol: float = 1e-6,
+) -> torch.Tensor:
+    r"""Conjugate gradients for :math:`Mx = b` with a symmetric positive (semi-)definite ``apply``,
+    run independently per batch sample (stops when every sample has ‖r‖ ≤ tol·‖b‖)."""
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - apply(x) if x0 is not None else b.clone()
+    p = r.clone()
+    rs = bdot(r, r)
+    bn = bdot(b, b).sqrt().clamp_min(1e-30)
+    for _ in range(int(iters)):
+        if bool((rs.sqrt() <= tol * bn).all()):
+            break
+        Mp = apply(p)
+        denom = bdot(p, Mp)
+        alpha = torch.where(denom > 0, rs / denom.clamp_min(1e-30), torch.zeros_like(rs))
+        x = x + _bc(alpha, x) * p
+        r = r - _bc(alpha, r) * Mp
+        rs_new = bdot(r, r)
+        beta = torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
+        p = r + _bc(beta, p) * p
+        rs = rs_new
+    return x
+
+
+def solve_data_consistency(
+    op,
+    y: torch.Tensor,
+    x_ref: torch.Tensor,
+    rho: float,
+    noise_var: float = 1.0,
+    x0: torch.Tensor | None = None,
+    iters: int = 30,
+    tol: float = 1e-6,
+) -> torch.Tensor:
+    r"""Minimise :math:`\tfrac{1}{2σ^2}\|Ax-y\|^2 + \tfrac{ρ}{2}\|x - x_{ref}\|^2` by warm-started CG on
+    :math:`(A^\top A/σ^2 + ρI)\,x = A^\top y/σ^2 + ρ\,x_{ref}`."""
+    s2 = float(noise_var)
+    rhs = op.adjoint(y) / s2 + rho * x_ref
+    return cg(lambda v: op.adjoint(op(v)) / s2 + rho * v, rhs, x0=x_ref if x0 is None else x0, iters=iters, tol=tol)
+
+
+def radial_penalty(z: torch.Tensor) -> torch.Tensor:
+    r"""D-Flow's χ-norm regulariser per sample: :math:`\tfrac12\|z\|^2 - (d-1)\log\|z\|` (minimal at
+    ‖z‖ = √(d−1), the typical norm of d-dimensional white noise)."""
+    d = z[0].numel()
+    n2 = z.reshape(z.shape[0], -1).pow(2).sum(1).clamp_min(1e-12)
+    return 0.5 * n2 - 0.5 * (d - 1) * torch.log(n2)
+
+
+def radial_penalty_grad(z: torch.Tensor) -> torch.Tensor:
+    r"""Gradient of :func:`radial_penalty`: :math:`z\,(1 - (d-1)/\|z\|^2)`."""
+    d = z[0].numel()
+    n2 = bdot(z, z).clamp_min(1e-12)
+    return z * _bc(1.0 - (d - 1) / n2, z)
+
+
+# ---- total variation ------------------------------------------------------------------------------
+def grad2d(x: torch.Tensor) -> torch.Tensor:
+    """Forward differences with Neumann boundary: (B, 1, H, W) → (B, 2, H, W)."""
+    gx = torch.zeros_like(x)
+    gy = torch.zeros_like(x)
+    gx[..., :, :-1] = x[..., :, 1:] - x[..., :, :-1]
+    gy[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
+    return torch.cat([gy, gx], dim=1)
+
+
+def div2d(p: torch.Tensor) -> torch.Tensor:
+    """Negative adjoint of :func:`grad2d`: ⟨grad x, p⟩ = −⟨x, div p⟩. (B, 2, H, W) → (B, 1, H, W)."""
+    py, px = p[:, :1].clone(), p[:, 1:].clone()
+    px[..., :, -1] = 0.0
+    py[..., -1, :] = 0.0
+    d = px.clone()
+    d[..., :, 1:] -= px[..., :, :-1]
+    d = d + py
+    d[..., 1:, :] -= py[..., :-1, :]
+    return d
+
+
+def tv_norm(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Isotropic TV per sample, Σ sqrt(|∇x|² + eps²) (eps > 0 gives a smooth surrogate)."""
+    g = grad2d(x)
+    return (g.pow(2).sum(1) + eps * eps).sqrt().reshape(x.shape[0], -1).sum(1)
+
+
+# ---- pseudo-inverse and range projector -------------------------------------------------------------
+def _dense_system_matrix(op) -> np.ndarray:
+    backend = getattr(op, "backend", None)
+    if backend is not None and hasattr(backend, "scipy_matrix"):
+        return np.asarray(backend.scipy_matrix().toarray(), dtype=np.float64)
+    h, w = op.domain_shape
+    n = h * w
+    cols = []
+    eye = torch.eye(n, dtype=torch.float64)
+    for i in range(0, n, 256):
+        blk = eye[i : i + 256].reshape(-1, h, w)
+        cols.append(op(blk).reshape(blk.shape[0], -1).T.numpy())
+    return np.concatenate(cols, axis=1)
+
+
+class PseudoInverse:
+    r"""Moore–Penrose pseudo-inverse :math:`A^+` of the CT operator and the range projector
+    :math:`P = A^+A` (orthogonal projector onto the row space).
+
+    ``mode="svd"`` (default for ≤ ``max_svd_pixels`` pixels): eigendecomposition of the dense
+    :math:`A^\top A = VΣ^2V^\top`, singular values below ``rcond·σ_max`` dropped, then
+    :math:`A^+y = VΣ^{-2}V^\top A^\top y`, :math:`Px = VV^\top x` (exactly idempotent), and
+    :math:`A^{+\top}x = AVΣ^{-2}V^\top x`. ``damping`` δ > 0 replaces :math:`Σ^{-1}` by the Tikhonov
+    filter :math:`σ/(σ^2+δ)` (for noisy data). Decompositions are cached on disk by geometry.
+    ``mode="cg"``: :math:`A^+y = A^\top (AA^\top)^{-1} y` and :math:`Px = A^+Ax` by CG (approximately
+    idempotent only).
+    """
+
+    def __init__(self, op, rcond: float = 1e-3, damping: float = 0.0, mode: str = "auto",
+                 max_svd_pixels: int = 64 * 64, cg_iters: int = 100, cg_tol: float = 1e-6, cache: bool = True):
+        self.op = op
+        self.rcond = float(rcond)
+        self.damping = float(damping)
+        h, w = op.domain_shape
+        if mode == "auto":
+            mode = "svd" if h * w <= max_svd_pixels else "cg"
+        if mode not in ("svd", "cg"):
+            raise CTFlowError(f"PseudoInverse mode must be 'svd', 'cg' or 'auto', got {mode!r}")
+        self.mode = mode
+        self.cg_iters, self.cg_tol = cg_iters, cg_tol
+        self._V: dict = {}
+        if mode == "svd":
+            self.V64, self.s = self._decompose(cache)
+            self.rank = int(self.s.numel())
+
+    # -- decomposition --------------------------------------------------------------------------
+    def _cache_file(self) -> Path | None:
+        geom = getattr(self.op, "geometry", None)
+        if geom is None or not hasattr(geom, "fingerprint"):
+            return None
+        from ..operators.matrix_backend import default_cache_dir
+
+        key = hashlib.sha1(f"{geom.fingerprint()}|{getattr(self.op, 'projector', '')}|{self.rcond:.3e}".encode()).hexdigest()[:20]
+        return default_cache_dir() / "pinv" / f"{key}.npz"
+
+    def _decompose(self, cache: bool):
+        path = self._cache_file() if cache else None
+        if path is not None and path.exists():
+            try:
+                with np.load(path) as f:
+                    return torch.from_numpy(f["V"].astype(np.float64)), torch.from_numpy(f["s"])
+            except Exception:  # corrupt cache: rebuild
+                pass
+        A = _dense_system_matrix(self.op)
+        lam, V = np.linalg.eigh(A.T @ A)
+        lam, V = lam[::-1], V[:, ::-1]
+        s = np.sqrt(np.clip(lam, 0.0, None))
+        keep = s > self.rcond * s[0]
+        V, s = np.ascontiguousarray(V[:, keep]), s[keep]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, V=V.astype(np.float32), s=s)
+            V = V.astype(np.float32).astype(np.float64)  # same numbers as a cache hit
+        return torch.from_numpy(V), torch.from_numpy(s)
+
+    def _Vs(self, x: torch.Tensor):
+        key = (x.device, x.dtype)
+        if key not in self._V:
+            s = self.s.to(x.device, x.dtype)
+            inv2 = 1.0 / (s * s + self.damping)
+            self._V[key] = (self.V64.to(x.device, x.dtype), inv2)
+        return self._V[key]
+
+    # -- application ------------------------------------------------------------------------------
+    def _flat(self, x):
+        return x.reshape(-1, x.shape[-2] * x.shape[-1])
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`Px = A^+Ax`, the orthogonal projection onto the row space of A."""
+        if self.mode == "cg":
+            return self.pinv(self.op(x))
+        V, _ = self._Vs(x)
+        f = self._flat(x)
+        return ((f @ V) @ V.T).reshape(x.shape)
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """:math:`A^+y` (image layout)."""
+        if self.mode == "cg":
+            u = cg(lambda v: self.op(self.op.adjoint(v)) + self.damping * v, y, iters=self.cg_iters, tol=self.cg_tol)
+            return self.op.adjoint(u)
+        g = self.op.adjoint(y)
+        V, inv2 = self._Vs(g)
+        f = self._flat(g)
+        return (((f @ V) * inv2) @ V.T).reshape(g.shape)
+
+    def pinv_t(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`(A^+)^\\top x = A V Σ^{-2} V^\\top x` (sinogram layout)."""
+        if self.mode == "cg":
+            u = self.op(x)
+            return cg(lambda v: self.op(self.op.adjoint(v)) + self.damping * v, u, iters=self.cg_iters, tol=self.cg_tol)
+        V, inv2 = self._Vs(x)
+        f = self._flat(x)
+        return self.op((((f @ V) * inv2) @ V.T).reshape(x.shape))
+
+
+_PINV_CACHE: dict = {}
+
+
+def pseudo_inverse(op, rcond: float = 1e-3, damping: float = 0.0, mode: str = "auto") -> PseudoInverse:
+    """Process-wide cached :class:`PseudoInverse` per (operator, rcond, damping, mode)."""
+    key = (id(op), float(rcond), float(damping), mode)
+    if key not in _PINV_CACHE:
+        _PINV_CACHE[key] = PseudoInverse(op, rcond=rcond, damping=damping, mode=mode)
+    return _PINV_CACHE[key]
+
+
+def initial_image(ctx, kind: str = "fbp", tikhonov_alpha: float = 1e-2, iters: int = 30) -> torch.Tensor:
+    """A quick approximate inverse for initialisation: ``"fbp"`` (parallel/fan FBP, Hann filter),
+    ``"tikhonov"`` (CG on (AᵀA + α‖A‖²I)x = Aᵀy), ``"zeros"``, or ``ctx.x_init`` when given."""
+    if ctx.x_init is not None:
+        return ctx.x_init.clone()
+    if kind == "zeros":
+        return torch.zeros(ctx.image_shape, dtype=ctx.dtype, device=ctx.device)
+    if kind == "fbp":
+        from ..operators.fbp import fbp
+
+        geom = getattr(ctx.op, "geometry", None)
+        if geom is not None:
+            return fbp(ctx.y, geom, filter="hann").to(ctx.dtype)
+        kind = "tikhonov"
+    if kind == "tikhonov":
+        lam = tikhonov_alpha * operator_norm_sq(ctx.op)
+        return cg(lambda v: ctx.AT(ctx.A(v)) + lam * v, ctx.AT(ctx.y), iters=iters)
+    raise CTFlowError(f"unknown initialisation {kind!r}; choose fbp, tikhonov or zeros")
+
+
+def operator_norm_sq(op) -> float:
+    """‖A‖² (cached on the operator by RayTransform.operator_norm)."""
+    n = op.operator_norm() if hasattr(op, "operator_norm") else None
+    if n is None:  # pragma: no cover
+        raise CTFlowError("operator has no operator_norm()")
+    return float(n) ** 2
+
+
+def chi_norm_mean(d: int) -> float:
+    """E‖z‖ for z ~ N(0, I_d) (≈ √(d − ½))."""
+    return math.sqrt(2.0) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
