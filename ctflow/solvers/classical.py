@@ -1,0 +1,221 @@
+r"""Classical iterative baselines: ``sirt``, ``cgls`` and ``tikhonov``.
+
+* ``sirt`` (ASTRA-style weighting, :math:`R = 1/(A\mathbf 1)`, :math:`C = 1/(A^\top\mathbf 1)`, zero
+  sums give zero weights, ω the relaxation):
+
+  .. math:: x_{k+1} = P_{\ge 0}\big(x_k + ω\,C A^\top R\,(y - A x_k)\big)
+
+  (projected, preconditioned gradient descent on :math:`\tfrac12\|Ax-y\|_R^2`; the weighted misfit
+  decreases monotonically for 0 < ω < 2; without the clamp it converges to a minimiser of the
+  weighted least-squares problem).
+* ``cgls``: conjugate gradients for :math:`\min_x \tfrac12\|Ax-y\|^2`, regularised by early stopping
+  (``iterations``), with :math:`r = y - Ax`, :math:`s = A^\top r`, :math:`p_0 = s_0`:
+
+  .. math:: α = \|s\|^2/\|Ap\|^2,\quad x \mathrel{+}= αp,\quad r \mathrel{-}= αAp,\quad
+            s' = A^\top r,\quad p = s' + (\|s'\|^2/\|s\|^2)\,p.
+
+  The residual ‖y − Ax_k‖ is non-increasing.
+* ``tikhonov``: :math:`\min_x \tfrac12\|Ax-y\|^2 + \tfrac{α}{2}\|x\|^2`, i.e.
+  :math:`(A^\top A + αI)\,x = A^\top y`, with the *relative* weight
+  :math:`α = \text{weight}\cdot\|A\|_2^2` (so ``weight`` is independent of the geometry's units and
+  sampling). Solved by damped CGLS (the CGLS recursion on :math:`[A;\sqrt α I]`): the same Krylov
+  iterates as CG on the normal equations (:func:`ctflow.solvers.common.cg`), computed without forming
+  :math:`A^\top A`, with a per-iteration log and callback stop.
+
+Every solver starts from ``x_init`` when given, else from zeros, and works independently per batch
+sample (a sample whose relative normal-equation residual :math:`\|A^\top(y-Ax) - αx\| / \|A^\top y\|`
+reached ``tol`` is frozen, so a batch gives the same images as its samples one at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..priors.unet import ConfigError
+from .base import SolveContext, Solver, SolverOptions, check_positive, register
+from .common import bdot, operator_norm_sq
+
+__all__ = ["SIRTSolver", "CGLSSolver", "TikhonovSolver", "damped_cgls", "sirt_weights"]
+
+
+def _check_int(opts, *names: str) -> None:
+    for n in names:
+        v = getattr(opts, n)
+        if isinstance(v, bool) or not float(v).is_integer():
+            raise ConfigError(f"option {n}={v!r} must be an integer")
+
+
+def _check_bool(opts, *names: str) -> None:
+    for n in names:
+        v = getattr(opts, n)
+        if v not in (True, False):
+            raise ConfigError(f"option {n}={v!r} must be True or False")
+
+
+def _bc(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-sample values (B,) shaped to broadcast against ``like`` (B, ...)."""
+    return v.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def _start(ctx: SolveContext) -> torch.Tensor:
+    if ctx.x_init is not None:
+        return ctx.x_init.clone()
+    return torch.zeros(ctx.image_shape, dtype=ctx.dtype, device=ctx.device)
+
+
+# ------------------------------------------------------------------------------------------------
+def sirt_weights(op, like: torch.Tensor, rel_eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
+    """SIRT's ``(R, C)``: inverse row sums :math:`1/(A\\mathbf 1)` (sinogram shaped) and inverse column
+    sums :math:`1/(A^\\top\\mathbf 1)` (image shaped), zero where a sum is ≤ ``rel_eps``·max."""
+    h, w = op.domain_shape
+    a, d = op.range_shape
+    rows = op(torch.ones(1, 1, h, w, dtype=like.dtype, device=like.device))
+    cols = op.adjoint(torch.ones(1, 1, a, d, dtype=like.dtype, device=like.device))
+
+    def inv(s):
+        ok = s > rel_eps * s.abs().max().clamp_min(1e-300)
+        return torch.where(ok, 1.0 / torch.where(ok, s, torch.ones_like(s)), torch.zeros_like(s))
+
+    return inv(rows), inv(cols)
+
+
+@dataclasses.dataclass(frozen=True)
+class SIRTOptions(SolverOptions):
+    """``iterations``; ``relaxation`` ω ∈ (0, 2); ``nonnegative``: clamp x ≥ 0 every iteration."""
+
+    iterations: int = 100
+    relaxation: float = 1.0
+    nonnegative: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "iterations")
+        _check_int(self, "iterations")
+        _check_bool(self, "nonnegative")
+        if not 0.0 < float(self.relaxation) < 2.0:
+            raise ConfigError(f"option relaxation={self.relaxation!r} must be in (0, 2)")
+
+
+@register
+class SIRTSolver(Solver):
+    """SIRT with ASTRA's row/column-sum weighting (see the module docstring)."""
+
+    name = "sirt"
+    description = "SIRT, x ← x + ω C Aᵀ R (y − Ax) with ASTRA row/column-sum weights (optional x ≥ 0)"
+    Options = SIRTOptions
+
+    def _solve(self, ctx: SolveContext) -> torch.Tensor:
+        o = self.options
+        R, C = sirt_weights(ctx.op, ctx.y)
+        x = _start(ctx)
+        if o.nonnegative:
+            x = x.clamp_min(0.0)
+        omega = float(o.relaxation)
+        r = ctx.y - ctx.A(x)
+        for _ in ctx.progress(range(int(o.iterations))):
+            x = x + omega * C * ctx.AT(R * r)
+            if o.nonnegative:
+                x = x.clamp_min(0.0)
+            r = ctx.y - ctx.A(x)
+            ctx.log(x, weighted_misfit=0.5 * float((R * r * r).sum()))
+            if ctx.stop:
+                break
+        return x
+
+
+# ------------------------------------------------------------------------------------------------
+def damped_cgls(
+    ctx: SolveContext, x0: torch.Tensor, alpha: float, iters: int, tol: float, log_objective: bool
+) -> torch.Tensor:
+    r"""CGLS for :math:`\min_x \tfrac12\|Ax-y\|^2 + \tfrac{α}{2}\|x\|^2` (α ≥ 0), batched, logging every
+    iteration through ``ctx`` and stopping early on ``ctx.stop``. Samples whose normal-equation
+    residual :math:`s = A^\top(y-Ax) - αx` satisfies ‖s‖ ≤ tol·‖Aᵀy‖ are frozen; the loop ends when
+    all are (with ``tol = 0`` only when every sample is solved exactly)."""
+    x = x0.clone()
+    r = ctx.y - ctx.A(x)
+    s = ctx.AT(r) - alpha * x
+    p = s.clone()
+    gamma = bdot(s, s)
+    b = ctx.AT(ctx.y)
+    bnorm = bdot(b, b).sqrt()
+    for _ in ctx.progress(range(int(iters))):
+        active = gamma.sqrt() > tol * bnorm
+        if not bool(active.any()):
+            break
+        q = ctx.A(p)
+        denom = bdot(q, q) + alpha * bdot(p, p)
+        ok = active & (denom > 0)
+        step = torch.where(ok, gamma / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(gamma))
+        x = x + _bc(step, x) * p
+        r = r - _bc(step, r) * q
+        s = ctx.AT(r) - alpha * x
+        gamma_new = bdot(s, s)
+        safe_gamma = torch.where(gamma > 0, gamma, torch.ones_like(gamma))
+        beta = torch.where(ok & (gamma > 0), gamma_new / safe_gamma, torch.zeros_like(gamma))
+        p = torch.where(_bc(ok, p), s + _bc(beta, p) * p, p)
+        gamma = torch.where(ok, gamma_new, gamma)
+        terms = {"normal_residual": float(gamma.sum().sqrt())}
+        if log_objective:
+            terms["objective"] = 0.5 * float((ctx.A(x) - ctx.y).pow(2).sum()) + 0.5 * alpha * float(x.pow(2).sum())
+        ctx.log(x, **terms)
+        if ctx.stop:
+            break
+    return x
+
+
+@dataclasses.dataclass(frozen=True)
+class CGLSOptions(SolverOptions):
+    """``iterations`` (the regularisation: early stopping); ``tol`` on ‖Aᵀ(y − Ax)‖/‖Aᵀy‖ (0: off)."""
+
+    iterations: int = 30
+    tol: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "iterations")
+        _check_int(self, "iterations")
+        check_positive(self, "tol", allow_zero=True)
+
+
+@register
+class CGLSSolver(Solver):
+    """CGLS on ½‖Ax − y‖² (see the module docstring)."""
+
+    name = "cgls"
+    description = "CGLS least squares, regularised by early stopping (iterations, optional tol)"
+    Options = CGLSOptions
+
+    def _solve(self, ctx: SolveContext) -> torch.Tensor:
+        o = self.options
+        return damped_cgls(ctx, _start(ctx), 0.0, int(o.iterations), float(o.tol), log_objective=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class TikhonovOptions(SolverOptions):
+    """``weight``: α = weight·‖A‖²; ``iterations`` and ``tol`` (relative normal-equation residual) of CG."""
+
+    weight: float = 1e-2
+    iterations: int = 100
+    tol: float = 1e-6
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "weight", "tol", allow_zero=True)
+        check_positive(self, "iterations")
+        _check_int(self, "iterations")
+
+
+@register
+class TikhonovSolver(Solver):
+    """Tikhonov-regularised least squares (see the module docstring)."""
+
+    name = "tikhonov"
+    description = "Tikhonov: CG on (AᵀA + α I) x = Aᵀy, α = weight·‖A‖²"
+    Options = TikhonovOptions
+
+    def _solve(self, ctx: SolveContext) -> torch.Tensor:
+        o = self.options
+        alpha = float(o.weight) * operator_norm_sq(ctx.op)
+        return damped_cgls(ctx, _start(ctx), alpha, int(o.iterations), float(o.tol), log_objective=True)
