@@ -258,7 +258,7 @@ class SolveContext:
         asks the solver to stop (``ctx.stop`` becomes True; solvers check it once per iteration).
         """
         rec = dict(terms)
-        if x is not None:
+        if x is not None and "data_misfit" not in rec:  # solvers that already have Ax − y pass it in
             rec["data_misfit"] = self.data_misfit(x)
         for k, v in rec.items():
             self.history.setdefault(k, []).append(float(v))
@@ -332,10 +332,29 @@ def _prepare_prior(prior, op, device, dtype):
         raise ShapeError(f"the prior's images are {tuple(shape)} but the geometry reconstructs {(h, w)}")
     if isinstance(v, torch.nn.Module):
         v = v.to(device)
-        v.eval()
-        for p in v.parameters():
-            p.requires_grad_(False)
     return CountingVelocity(v)
+
+
+class _FrozenPrior:
+    """Within the block the prior is in eval mode without parameter gradients (solvers differentiate
+    with respect to images only); the caller's training flag and requires_grad flags are restored."""
+
+    def __init__(self, pv):
+        self.module = pv.velocity if pv is not None and isinstance(pv.velocity, torch.nn.Module) else None
+
+    def __enter__(self):
+        if self.module is not None:
+            self.training = self.module.training
+            self.flags = [(p, p.requires_grad) for p in self.module.parameters()]
+            self.module.eval()
+            for p, _ in self.flags:
+                p.requires_grad_(False)
+
+    def __exit__(self, *exc):
+        if self.module is not None:
+            self.module.train(self.training)
+            for p, f in self.flags:
+                p.requires_grad_(f)
 
 
 class Solver:
@@ -407,7 +426,7 @@ class Solver:
         for s in range(self.options.n_samples):
             opts = dataclasses.replace(self.options, seed=self.options.seed + s) if s else self.options
             ctx = SolveContext(yy, operator, pv, xi, opts, callback, self.name)
-            with torch.inference_mode(False):
+            with torch.inference_mode(False), _FrozenPrior(pv):
                 x = self._solve(ctx)
             if not torch.isfinite(x).all():
                 raise CTFlowError(

@@ -169,7 +169,7 @@ class PseudoInverse:
             return None
         from ..operators.matrix_backend import default_cache_dir
 
-        key = hashlib.sha1(f"{geom.fingerprint()}|{getattr(self.op, 'projector', '')}|{self.rcond:.3e}".encode()).hexdigest()[:20]
+        key = hashlib.sha1(f"v2|{geom.fingerprint()}|{getattr(self.op, 'projector', '')}|{self.rcond:.3e}".encode()).hexdigest()[:20]
         return default_cache_dir() / "pinv" / f"{key}.npz"
 
     def _decompose(self, cache: bool):
@@ -177,21 +177,39 @@ class PseudoInverse:
         if path is not None and path.exists():
             try:
                 with np.load(path) as f:
-                    return torch.from_numpy(f["V"].astype(np.float64)), torch.from_numpy(f["s"])
+                    return torch.from_numpy(f["V"]).double(), torch.from_numpy(f["s"]).double()
             except Exception:  # corrupt cache: rebuild
                 pass
-        A = _dense_system_matrix(self.op)
-        lam, V = np.linalg.eigh(A.T @ A)
-        lam, V = lam[::-1], V[:, ::-1]
+        backend = getattr(self.op, "backend", None)
+        if backend is not None and hasattr(backend, "scipy_matrix"):
+            A = backend.scipy_matrix().astype(np.float64)  # sparse: Gram products are cheap
+        else:
+            A = _dense_system_matrix(self.op)
+        m, n = A.shape
+
+        def gram(M):
+            G = M @ M.T
+            return G.toarray() if hasattr(G, "toarray") else G
+
+        if m < n:  # the smaller Gram matrix: AAᵀ = UΣ²Uᵀ, then V = AᵀUΣ⁻¹
+            lam, U = np.linalg.eigh(gram(A))
+        else:
+            lam, V = np.linalg.eigh(gram(A.T))
+        lam = lam[::-1]
         s = np.sqrt(np.clip(lam, 0.0, None))
         keep = s > self.rcond * s[0]
-        V, s = np.ascontiguousarray(V[:, keep]), s[keep]
+        if m < n:
+            U = U[:, ::-1][:, keep]
+            s = s[keep]
+            V = np.asarray(A.T @ U) / s[None, :]
+        else:
+            V, s = V[:, ::-1][:, keep], s[keep]
+        V, s = np.ascontiguousarray(V), np.ascontiguousarray(s)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, V=V.astype(np.float32), s=s)
-            V = V.astype(np.float32).astype(np.float64)  # same numbers as a cache hit
+                    np.savez(fh, V=V, s=s)  # float64: a float32 basis would make P idempotent only to ~1e-7
         return torch.from_numpy(V), torch.from_numpy(s)
 
     def _Vs(self, x: torch.Tensor):
