@@ -36,22 +36,23 @@ def cg(
     tol: float = 1e-6,
 ) -> torch.Tensor:
     r"""Conjugate gradients for :math:`Mx = b` with a symmetric positive (semi-)definite ``apply``,
-    run independently per batch sample (stops when every sample has ‖r‖ ≤ tol·‖b‖)."""
+    run independently per batch sample (a sample stops updating once its ‖r‖ ≤ tol·‖b‖)."""
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - apply(x) if x0 is not None else b.clone()
     p = r.clone()
     rs = bdot(r, r)
     bn = bdot(b, b).sqrt().clamp_min(1e-30)
     for _ in range(int(iters)):
-        if bool((rs.sqrt() <= tol * bn).all()):
+        active = rs.sqrt() > tol * bn  # each sample stops on its own test: batched == one at a time
+        if not bool(active.any()):
             break
         Mp = apply(p)
         denom = bdot(p, Mp)
-        alpha = torch.where(denom > 0, rs / denom.clamp_min(1e-30), torch.zeros_like(rs))
+        alpha = torch.where(active & (denom > 0), rs / denom.clamp_min(1e-30), torch.zeros_like(rs))
         x = x + _bc(alpha, x) * p
         r = r - _bc(alpha, r) * Mp
         rs_new = bdot(r, r)
-        beta = torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
+        beta = torch.where(active & (rs > 0), rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
         p = r + _bc(beta, p) * p
         rs = rs_new
     return x
