@@ -1,0 +1,105 @@
+r"""Helpers shared by the guided flow samplers (:mod:`.otode`, :mod:`.pnpflow`, :mod:`.dps`).
+
+* :class:`SampleNoise`: one seeded generator per batch sample, each seeded with ``options.seed``, so
+  an image's reconstruction does not depend on what else is in the batch (a batch of two equals two
+  separate runs with the same seed).
+* :func:`noise_std_per_sample`: σ_y per sinogram, ``(B, 1, 1, 1)``. Either the given value or 1 % of
+  each sinogram's own max|y|, the per-sinogram convention of :class:`ctflow.noise.GaussianNoise`
+  (``SolveContext.noise_std`` takes the max over the whole batch instead).
+* :func:`flow_init`: the image :math:`x_{init}` a sampler that starts at :math:`t_0 > 0` interpolates
+  with noise, :math:`x = t_0 x_{init} + (1 - t_0)\,ε`.
+* :func:`velocity_with_graph` / :func:`vjp`: one network call kept on the autograd graph and the
+  vector–Jacobian product :math:`J_v^\top w` through it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import CTFlowError
+from .common import bdot, initial_image, pseudo_inverse
+
+INIT_CHOICES = ("fbp", "adjoint", "pinv", "zeros")
+
+
+class SampleNoise:
+    """Standard normal draws with one generator per batch sample (all seeded with ``ctx.options.seed``)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.gens = []
+        for _ in range(ctx.batch):
+            g = torch.Generator(device=ctx.device)
+            g.manual_seed(int(ctx.options.seed))
+            self.gens.append(g)
+
+    def randn(self, n: int | None = None) -> torch.Tensor:
+        """``(B, 1, H, W)`` noise, or ``(n, B, 1, H, W)`` for ``n`` independent draws per sample."""
+        _, _, h, w = self.ctx.image_shape
+        k = 1 if n is None else int(n)
+        draws = [
+            torch.randn((k, 1, 1, h, w), generator=g, device=self.ctx.device, dtype=self.ctx.dtype) for g in self.gens
+        ]
+        out = torch.cat(draws, dim=1)  # (k, B, 1, H, W)
+        return out[0] if n is None else out
+
+
+def noise_std_per_sample(ctx, value: float | None) -> torch.Tensor:
+    """σ_y as a ``(B, 1, 1, 1)`` tensor: ``value``, or 1 % of each sinogram's max|y| when ``None``."""
+    if value is not None:
+        return torch.full((ctx.batch, 1, 1, 1), float(value), dtype=ctx.dtype, device=ctx.device)
+    return (0.01 * ctx.y.abs().amax(dim=(1, 2, 3), keepdim=True)).clamp_min(1e-12)
+
+
+def flow_init(ctx, kind: str) -> torch.Tensor:
+    r"""Initial image for ``kind``; ``ctx.x_init`` wins when the caller passed one.
+
+    * ``"fbp"``: filtered back-projection (Hann filter): right scale, streaky but cheap.
+    * ``"adjoint"``: :math:`c\,A^\top y` with the per-sample least-squares scale
+      :math:`c = \|A^\top y\|^2 / \|AA^\top y\|^2` (minimises :math:`\|A(cA^\top y) - y\|`); the
+      reference OT-ODE uses :math:`A^\top y` unscaled, which is meaningless for CT (‖A‖² ≫ 1).
+    * ``"pinv"``: truncated-SVD pseudo-inverse :math:`A^+y` (singular values below 1 % of the largest
+      dropped, which keeps the noise amplification bounded); dense SVD up to 64², CG beyond.
+    * ``"zeros"``.
+    """
+    if ctx.x_init is not None:
+        return ctx.x_init.clone()
+    if kind == "fbp":
+        if getattr(ctx.op, "geometry", None) is None:
+            kind = "adjoint"
+        else:
+            return initial_image(ctx, "fbp")
+    if kind == "adjoint":
+        g = ctx.AT(ctx.y)
+        Ag = ctx.A(g)
+        c = bdot(g, g) / bdot(Ag, Ag).clamp_min(1e-30)
+        return g * c.reshape(-1, 1, 1, 1)
+    if kind == "pinv":
+        return pseudo_inverse(ctx.op, rcond=1e-2).pinv(ctx.y).to(ctx.dtype)
+    if kind == "zeros":
+        return torch.zeros(ctx.image_shape, dtype=ctx.dtype, device=ctx.device)
+    raise CTFlowError(f"unknown init {kind!r}; choose one of {INIT_CHOICES}")
+
+
+def velocity_with_graph(ctx, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_leaf, v)`` with ``v = prior(x_leaf, t)`` on the autograd graph (one NFE)."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        v = ctx.prior(xg, t)
+    if not v.requires_grad:
+        raise CTFlowError(
+            f"{ctx.method}: the prior's velocity is not differentiable w.r.t. its input (it runs under no_grad or "
+            "returns a detached tensor); this method needs one vector-Jacobian product per step"
+        )
+    return xg, v
+
+
+def vjp(xg: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    r""":math:`J_v^\top w` for ``v`` computed from the leaf ``xg`` (frees the graph)."""
+    (g,) = torch.autograd.grad(v, xg, grad_outputs=w.to(v.dtype))
+    return g.detach()
+
+
+def bnorm(a: torch.Tensor) -> torch.Tensor:
+    """Per-sample Euclidean norms, shape ``(B, 1, 1, 1)``."""
+    return bdot(a, a).clamp_min(0).sqrt().reshape(-1, 1, 1, 1)
