@@ -1,4 +1,5 @@
-"""Command line: ``ctflow geometries | demo | simulate | convert | data | train-prior | sample | info``."""
+"""Command line: ``ctflow geometries | demo | simulate | convert | data | train-prior | sample | methods |
+reconstruct | info``."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _cmd_geometries(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, quick=args.quick, noise=args.noise, seed=args.seed)
+    run_demo(args.out, quick=args.quick, noise=args.noise, seed=args.seed, prior=args.prior)
     return 0
 
 
@@ -134,6 +135,14 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_prior(args: argparse.Namespace) -> int:
+    from .priors.checkpoint import export_checkpoint
+
+    path = export_checkpoint(args.run, args.out)
+    print(f"wrote {path}/prior.json + prior.safetensors")
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -181,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="small 64x64 geometries only (seconds)")
     d.add_argument("--noise", type=float, default=0.01, help="relative Gaussian noise level (default 0.01)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--prior", default="default", help="prior for the flow reconstructions (default: the shipped default)")
     d.set_defaults(func=_cmd_demo)
     s = sub.add_parser("simulate", help="simulate a (noisy) scan of a phantom or image → HDF5 or DICOM-CT-PD")
     s.add_argument("--geometry", required=True, help="preset name or geometry .yaml/.json")
@@ -250,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train_prior)
+    ex = sub.add_parser("export-prior", help="export a training checkpoint's EMA weights as a prior folder")
+    ex.add_argument("run", help="training run folder (or a checkpoints/ or step-… folder)")
+    ex.add_argument("--out", required=True, help="prior folder to write (prior.json + prior.safetensors)")
+    ex.set_defaults(func=_cmd_export_prior)
     sp = sub.add_parser("sample", help="draw samples from a prior into a PNG grid")
     sp.add_argument("--prior", required=True, help="prior folder (prior.json + prior.safetensors) or a shipped name")
     sp.add_argument("-n", type=int, default=16)
@@ -258,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default="samples.png")
     sp.set_defaults(func=_cmd_sample)
+    from .cli_reconstruct import add_parsers
+
+    add_parsers(sub)
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_cmd_info)
     return p

@@ -151,6 +151,12 @@ def test_resume_after_sigkill_continues_bit_for_bit(tmp_path):
     assert st["losses"] == ref_st["losses"]
     a, b = _weights(ref), _weights(run)
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-for-bit on the same machine
+    # a checkpoint exports as a prior folder with the EMA weights (the final export equals the last checkpoint)
+    assert main(["export-prior", str(run), "--out", str(tmp_path / "exported")]) == 0
+    exp = load_prior(tmp_path / "exported")
+    assert exp.meta["card"]["steps"] == 60 and exp.meta["card"]["exported_from"] == "step-0000060"
+    c = _weights(run)
+    assert all(torch.equal(exp.net.state_dict()[k], c[k]) for k in c)
 
 
 def test_resume_refuses_a_different_model(tmp_path):

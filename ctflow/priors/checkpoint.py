@@ -179,3 +179,30 @@ def load_prior_folder(folder: str | os.PathLike) -> tuple[UNet, dict]:
     load_state_dict_checked(net, _load_tensors(folder / "prior.safetensors"), str(folder / "prior.safetensors"))
     net.eval()
     return net, meta
+
+
+def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, card: dict | None = None) -> Path:
+    """Export the EMA weights of a training checkpoint as a prior folder (for using a run mid-way).
+
+    ``source`` is a run folder (its ``checkpoints/latest.json`` is followed), a ``checkpoints/``
+    folder, or one ``step-…`` checkpoint folder. The card records the step and the last losses.
+    """
+    src = Path(source)
+    if (src / "state.json").is_file():
+        ck = src
+    else:
+        ck = latest_checkpoint(src / "checkpoints" if (src / "checkpoints").is_dir() else src)
+        if ck is None:
+            raise DataError("no checkpoint found (expected checkpoints/latest.json)", str(src))
+    _, ema_t, _, state = load_training_checkpoint(ck)
+    net = UNet(UNetConfig.from_dict(state["model"]))
+    load_state_dict_checked(net, ema_t, str(ck / "ema.safetensors"))
+    vals = state.get("val_losses") or []
+    auto = {
+        "training": state.get("train"),
+        "steps": int(state["step"]),
+        "final_train_loss": state["losses"][-1][1] if state.get("losses") else None,
+        "final_val_loss": vals[-1][1] if vals else None,
+        "exported_from": ck.name,
+    }
+    return save_prior(out, net, auto | (card or {}))
