@@ -125,40 +125,38 @@ def _to_hu(image, units: str):
 
 
 def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> list[Path]:
-    """Write a :class:`Reconstruction` by extension (.h5 keeps std, history and options)."""
+    """Write a :class:`Reconstruction` by extension (.h5 keeps options and history). For stochastic
+    methods run with ``n_samples > 1`` the pixelwise std map is written beside it like any image:
+    ``<stem>_std.<ext>`` (``.npy`` for DICOM outputs)."""
     import numpy as np
 
+    from ._io import atomic_path
     from .io import write_dicom_image, write_image_h5, write_png_preview
 
-    img = rec.numpy()
-    suffix = path.suffix.lower()
-    written = [path]
-    if suffix in (".h5", ".hdf5"):
-        attrs = {"history": json.dumps(rec.history), "summary": json.dumps(rec.summary()), "units": units}
-        if rec.std is not None:
-            attrs["std"] = rec.std.detach().cpu().numpy().astype(np.float32)
-        write_image_h5(path, img, geometry=geometry, method=rec.method, params=rec.options, attrs=attrs)
-    elif suffix == ".png":
-        write_png_preview(path, img, window=(0.5, 1.0) if units == "window" else None, title=f"{rec.method}")
-    elif suffix == ".npy":
-        from ._io import atomic_path
+    def write(p: Path, img: np.ndarray, method: str, is_std: bool) -> Path:
+        suffix = p.suffix.lower()
+        if suffix in (".h5", ".hdf5"):
+            attrs = {"history": json.dumps(rec.history), "summary": json.dumps(rec.summary()), "units": units}
+            write_image_h5(p, img, geometry=geometry, method=method, params=rec.options, attrs=attrs)
+        elif suffix == ".png":
+            win = None if is_std else ((0.5, 1.0) if units == "window" else None)
+            write_png_preview(p, img, window=win, title=method)
+        elif suffix == ".npy":
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(p) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, img.astype(np.float32))
+        elif suffix == ".dcm":
+            write_dicom_image(p, _to_hu(img, units), geometry.pixel_size, method=method)
+        else:
+            raise CTFlowError(f"unsupported output {p}: use .h5, .dcm, .png or .npy")
+        return p
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, img.astype(np.float32))
-    elif suffix == ".dcm":
-        write_dicom_image(path, _to_hu(img, units), geometry.pixel_size, method=rec.method)
-    else:
-        raise CTFlowError(f"unsupported output {path}: use .h5, .dcm, .png or .npy")
-    if rec.std is not None and suffix in (".png", ".npy", ".dcm"):
-        std_path = path.with_name(path.stem + "_std.npy")
-        from ._io import atomic_path
-
-        with atomic_path(std_path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, rec.std.detach().cpu().numpy().astype(np.float32))
-        written.append(std_path)
+    written = [write(path, rec.numpy(), rec.method, False)]
+    if rec.std is not None:
+        ext = ".npy" if path.suffix.lower() == ".dcm" else path.suffix
+        std_path = path.with_name(path.stem + "_std" + ext)
+        written.append(write(std_path, rec.std.detach().cpu().numpy(), f"{rec.method} std", True))
     return written
 
 

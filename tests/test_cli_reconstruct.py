@@ -76,8 +76,11 @@ def test_reconstruct_flow_method_png_and_std(scans, tmp_path):
     rc = main(["reconstruct", str(d / "s1.h5"), "--method", "cpigfm", "--prior", "phantom-28", "--set", "steps=3",
                "--n-samples", "2", "--out", str(out)])
     assert rc == 0 and out.stat().st_size > 1000
-    std = np.load(tmp_path / "rec_std.npy")
-    assert std.shape == (28, 28) and std.max() > 0
+    assert (tmp_path / "rec_std.png").stat().st_size > 1000
+    rc = main(["reconstruct", str(d / "s1.h5"), "--method", "cpigfm", "--prior", "phantom-28", "--set", "steps=3",
+               "--n-samples", "2", "--out", str(tmp_path / "rec.h5")])
+    std = read_image_h5(tmp_path / "rec_std.h5")
+    assert rc == 0 and std.image.shape == (28, 28) and std.image.max() > 0 and std.method == "cpigfm std"
 
 
 def test_reconstruct_errors_are_clear(scans, tmp_path, capsys):
