@@ -186,12 +186,13 @@ def test_ddp_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
     assert any(not torch.equal(a[k], UNet(TINY).state_dict()[k]) for k in a)  # it did train
 
 
-def test_shipped_phantom_28_prior_loads_offline_and_denoises():
+@pytest.mark.parametrize("name,size", [("phantom-28", 28), ("phantom-64", 64), ("default", 64)])
+def test_shipped_priors_load_offline_and_denoise(name, size):
     from ctflow.data.abdomen import AbdomenPhantomDataset
 
-    prior = load_prior("phantom-28")
-    assert prior.image_size == 28 and prior.meta["card"]["training"]["data"] == "phantoms"
-    held = AbdomenPhantomDataset(16, size=28, seed=424242, kind="mixed", ellipse_fraction=0.2)
+    prior = load_prior(name)
+    assert prior.image_size == size and prior.meta["card"]["training"]["data"] == "phantoms"
+    held = AbdomenPhantomDataset(16, size=size, seed=424242, kind="mixed", ellipse_fraction=0.2)
     x1 = torch.stack([held[i][0] for i in range(16)])
     x0 = torch.randn(x1.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -200,5 +201,5 @@ def test_shipped_phantom_28_prior_loads_offline_and_denoises():
             err = float(((den - x1) ** 2).mean().sqrt())
             baseline = float(((x1.mean(0, keepdim=True) - x1) ** 2).mean().sqrt())
             assert err < 0.6 * baseline  # trained weights: far better than the best constant image
-    with pytest.raises(DataError, match=r"'default' \(= phantom-64\).*phantom-28"):
-        load_prior("default")
+    with pytest.raises(DataError, match="no prior folder or shipped prior named 'phantom-99'.*phantom-28.*phantom-64"):
+        load_prior("phantom-99")
