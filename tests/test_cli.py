@@ -44,6 +44,16 @@ def test_demo_quick_writes_outputs(tmp_path):
     assert psnr[("parallel-64-sparse30", "hann")] > psnr[("parallel-64-sparse30", "ram-lak")]
     rec = np.load(tmp_path / "fbp_fan-64-sparse60_hann.npy")
     assert rec.shape == (64, 64) and np.isfinite(rec).all()
+    # the flow part: bundled sinogram, default prior, FBP vs TV vs MS-Flow vs C-ΠGFM
+    flow = {r["method"]: r for r in summary["flow"]["results"]}
+    assert {"FBP (Hann)", "TV", "MS-Flow", "C-ΠGFM (10 NFE)"} <= set(flow)
+    assert flow["TV"]["psnr_db"] > flow["FBP (Hann)"]["psnr_db"]
+    assert all(r["psnr_db"] > 20 for r in flow.values()) and flow["MS-Flow"]["nfe"] > 0
+    from ctflow.io import read_dicom_image, read_image_h5
+
+    assert read_image_h5(tmp_path / "msflow.h5").image.shape == (64, 64)
+    assert read_dicom_image(tmp_path / "msflow.dcm").hu.shape == (64, 64)
+    assert (tmp_path / "fbp_geometries.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temp files
 
 
