@@ -34,24 +34,10 @@ import dataclasses
 import torch
 
 from ..priors.unet import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_bool, check_integer, check_positive, register
 from .common import bdot, operator_norm_sq
 
 __all__ = ["SIRTSolver", "CGLSSolver", "TikhonovSolver", "damped_cgls", "sirt_weights"]
-
-
-def _check_int(opts, *names: str) -> None:
-    for n in names:
-        v = getattr(opts, n)
-        if isinstance(v, bool) or not float(v).is_integer():
-            raise ConfigError(f"option {n}={v!r} must be an integer")
-
-
-def _check_bool(opts, *names: str) -> None:
-    for n in names:
-        v = getattr(opts, n)
-        if v not in (True, False):
-            raise ConfigError(f"option {n}={v!r} must be True or False")
 
 
 def _bc(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -92,8 +78,8 @@ class SIRTOptions(SolverOptions):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "iterations")
-        _check_int(self, "iterations")
-        _check_bool(self, "nonnegative")
+        check_integer(self, "iterations")
+        check_bool(self, "nonnegative")
         if not 0.0 < float(self.relaxation) < 2.0:
             raise ConfigError(f"option relaxation={self.relaxation!r} must be in (0, 2)")
 
@@ -175,7 +161,7 @@ class CGLSOptions(SolverOptions):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "iterations")
-        _check_int(self, "iterations")
+        check_integer(self, "iterations")
         check_positive(self, "tol", allow_zero=True)
 
 
@@ -204,7 +190,7 @@ class TikhonovOptions(SolverOptions):
         super().__post_init__()
         check_positive(self, "weight", "tol", allow_zero=True)
         check_positive(self, "iterations")
-        _check_int(self, "iterations")
+        check_integer(self, "iterations")
 
 
 @register

@@ -60,8 +60,8 @@ import numpy as np
 import torch
 
 from ..priors.unet import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, register
-from .pigfm import check_clip, check_rcond, check_unit_interval, data_terms, finish, guided_denoise
+from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, check_unit_interval, register
+from .pigfm import check_clip, check_rcond, data_terms, finish, guided_denoise
 
 __all__ = [
     "SCHEDULES",

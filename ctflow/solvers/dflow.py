@@ -39,7 +39,7 @@ import torch
 from ..priors.ode import NFE_PER_STEP, ode_step, time_grid
 from ..priors.unet import ConfigError
 from . import common
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_choice, check_interval, check_positive, register
 
 LATENT_REGS = ("radial", "gaussian", "none")
 INITS = ("fbp", "tikhonov", "zeros", "noise")
@@ -109,15 +109,7 @@ def initial_latent(ctx: SolveContext, init: str, blend: float, ts, method: str) 
 
 def check_box(opts, name: str = "box") -> None:
     """``box`` must be None or a (lo, hi) pair with lo < hi."""
-    b = getattr(opts, name)
-    if b is None:
-        return
-    try:
-        lo, hi = (float(v) for v in b)
-    except (TypeError, ValueError):
-        raise ConfigError(f"option {name}={b!r} must be None or a (lo, hi) pair") from None
-    if not lo < hi:
-        raise ConfigError(f"option {name}={b!r} needs lo < hi")
+    check_interval(opts, name)
 
 
 # ---- the solver ---------------------------------------------------------------------------------

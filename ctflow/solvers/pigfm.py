@@ -27,30 +27,17 @@ including its noise, and more steps fit more noise (30 NFE scored slightly highe
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
 from ..priors.unet import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_interval, check_positive, check_unit_interval, register
 from .common import pseudo_inverse
 
 
-def check_unit_interval(opts, name: str, allow_zero: bool) -> None:
-    """``ConfigError`` unless option ``name`` lies in [0, 1) (``allow_zero``) or (0, 1)."""
-    v = getattr(opts, name)
-    lo_ok = v >= 0.0 if allow_zero else v > 0.0
-    if not (math.isfinite(v) and lo_ok and v < 1.0):
-        raise ConfigError(f"option {name}={v!r} must be in {'[0' if allow_zero else '(0'}, 1)")
-
-
 def check_clip(opts) -> None:
-    """``clip`` is ``None`` or a ``(low, high)`` pair with low < high."""
-    c = opts.clip
-    if c is None:
-        return
-    if not (isinstance(c, (tuple, list)) and len(c) == 2 and float(c[0]) < float(c[1])):
-        raise ConfigError(f"option clip={c!r} must be None or a (low, high) pair with low < high")
+    """``clip`` is ``None`` or a ``(lo, hi)`` pair with lo < hi."""
+    check_interval(opts, "clip")
 
 
 def check_rcond(opts) -> None:

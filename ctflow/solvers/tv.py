@@ -39,8 +39,8 @@ import math
 import torch
 
 from ..priors.unet import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_positive, register
-from .classical import _check_bool, _check_int, _start
+from .base import SolveContext, Solver, SolverOptions, check_bool, check_integer, check_positive, register
+from .classical import _start
 from .common import div2d, grad2d, operator_norm_sq
 
 __all__ = ["TVSolver", "tv_weight"]
@@ -69,8 +69,8 @@ class TVOptions(SolverOptions):
         super().__post_init__()
         check_positive(self, "weight", "weight_abs", allow_zero=True)
         check_positive(self, "iterations", "step_ratio")
-        _check_int(self, "iterations")
-        _check_bool(self, "nonnegative")
+        check_integer(self, "iterations")
+        check_bool(self, "nonnegative")
         if not 0.0 <= float(self.theta) <= 1.0:
             raise ConfigError(f"option theta={self.theta!r} must be in [0, 1]")
 
