@@ -60,8 +60,18 @@ import numpy as np
 import torch
 
 from ..priors.unet import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, check_unit_interval, register
-from .pigfm import check_clip, check_rcond, data_terms, finish, guided_denoise
+from .base import (
+    SolveContext,
+    Solver,
+    SolverOptions,
+    check_choice,
+    check_integer,
+    check_interval,
+    check_positive,
+    check_unit_interval,
+    register,
+)
+from .pigfm import check_rcond, data_terms, finish, guided_denoise
 
 __all__ = [
     "SCHEDULES",
@@ -206,15 +216,14 @@ class CPiGFMOptions(SolverOptions):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "steps")
-        if int(self.steps) != self.steps:
-            raise ConfigError(f"option steps={self.steps!r} must be an integer")
+        check_integer(self, "steps")
         check_positive(self, "guidance", "damping", "noise_std", allow_zero=True)
         check_choice(self, "schedule", SCHEDULES)
         check_unit_interval(self, "t_start", allow_zero=not SCHEDULES[self.schedule][2])
         if not math.isfinite(self.lam):
             raise ConfigError(f"option lam={self.lam!r} must be finite")
         check_rcond(self)
-        check_clip(self)
+        check_interval(self, "clip")
         if self.noisy and self.damping > 0:
             raise ConfigError("options noisy=True and damping>0 conflict: noisy sets damping = noise_std²")
 

@@ -107,11 +107,6 @@ def initial_latent(ctx: SolveContext, init: str, blend: float, ts, method: str) 
     return math.sqrt(a) * zb + math.sqrt(max(1.0 - a, 0.0)) * eps
 
 
-def check_box(opts, name: str = "box") -> None:
-    """``box`` must be None or a (lo, hi) pair with lo < hi."""
-    check_interval(opts, name)
-
-
 # ---- the solver ---------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class DFlowOptions(SolverOptions):
@@ -139,7 +134,7 @@ class DFlowOptions(SolverOptions):
         check_choice(self, "init", INITS)
         if not 0.0 <= float(self.blend) <= 1.0:
             raise ConfigError(f"option blend={self.blend!r} must be in [0, 1]")
-        check_box(self)
+        check_interval(self, "box")
         if self.box is not None:
             object.__setattr__(self, "box", tuple(float(v) for v in self.box))
 

@@ -31,9 +31,8 @@ import torch
 
 from ..priors.ode import time_grid
 from ..errors import CTFlowError
-from ..priors.unet import ConfigError
 from ._guidance import INIT_CHOICES, SampleNoise, bnorm, flow_init, velocity_with_graph, vjp
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, check_unit_interval, register
 from .common import operator_norm_sq
 
 
@@ -52,10 +51,8 @@ class DPSOptions(SolverOptions):
         super().__post_init__()
         check_positive(self, "steps")
         check_positive(self, "guidance", allow_zero=True)
-        if int(self.steps) != self.steps:
-            raise ConfigError(f"option steps={self.steps!r} must be an integer")
-        if not (0.0 <= float(self.t_start) < 1.0):
-            raise ConfigError(f"option t_start={self.t_start!r} must be in [0, 1)")
+        check_integer(self, "steps")
+        check_unit_interval(self, "t_start", allow_zero=True)
         check_choice(self, "init", INIT_CHOICES)
 
 

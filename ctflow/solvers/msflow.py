@@ -95,11 +95,10 @@ import torch
 from ..priors.ode import NFE_PER_STEP
 from ..priors.unet import ConfigError
 from . import common
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_choice, check_interval, check_positive, register
 from .dflow import (
     INITS,
     LATENT_REGS,
-    check_box,
     initial_latent,
     integrate,
     latent_penalty,
@@ -190,7 +189,7 @@ class MSFlowOptions(SolverOptions):
             rho = float(rho)
         object.__setattr__(self, "rho", rho)
         check_positive(self, "rho")
-        check_box(self)
+        check_interval(self, "box")
         if self.box is not None:
             object.__setattr__(self, "box", tuple(float(v) for v in self.box))
             if self.nonnegative and self.box[1] <= 0:

@@ -36,7 +36,7 @@ import math
 from ..priors.ode import time_grid
 from ..priors.unet import ConfigError
 from ._guidance import INIT_CHOICES, SampleNoise, flow_init, noise_std_per_sample, velocity_with_graph, vjp
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, register
 from .common import cg
 
 GAMMA_CHOICES = ("constant", "sqrt")
@@ -58,8 +58,7 @@ class OTODEOptions(SolverOptions):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "steps", "cg_iters", "noise_std")
-        if int(self.steps) != self.steps:
-            raise ConfigError(f"option steps={self.steps!r} must be an integer")
+        check_integer(self, "steps")
         if not (0.0 < float(self.t_start) < 1.0):
             raise ConfigError(f"option t_start={self.t_start!r} must be in (0, 1) (OT-ODE divides by t)")
         check_choice(self, "init", INIT_CHOICES)

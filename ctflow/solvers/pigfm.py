@@ -31,13 +31,8 @@ import dataclasses
 import torch
 
 from ..priors.unet import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_interval, check_positive, check_unit_interval, register
+from .base import SolveContext, Solver, SolverOptions, check_integer, check_interval, check_positive, check_unit_interval, register
 from .common import pseudo_inverse
-
-
-def check_clip(opts) -> None:
-    """``clip`` is ``None`` or a ``(lo, hi)`` pair with lo < hi."""
-    check_interval(opts, "clip")
 
 
 def check_rcond(opts) -> None:
@@ -83,12 +78,11 @@ class PiGFMOptions(SolverOptions):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "steps")
-        if int(self.steps) != self.steps:
-            raise ConfigError(f"option steps={self.steps!r} must be an integer")
+        check_integer(self, "steps")
         check_positive(self, "guidance", "damping", allow_zero=True)
         check_unit_interval(self, "t_start", allow_zero=False)  # the weight ~ 1/t is singular at t = 0
         check_rcond(self)
-        check_clip(self)
+        check_interval(self, "clip")
 
 
 @register

@@ -33,9 +33,8 @@ import dataclasses
 import torch
 
 from ..errors import CTFlowError
-from ..priors.unet import ConfigError
 from ._guidance import INIT_CHOICES, SampleNoise, flow_init
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_positive, register
+from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, check_unit_interval, register
 from .common import operator_norm_sq
 
 
@@ -55,11 +54,8 @@ class PnPFlowOptions(SolverOptions):
         super().__post_init__()
         check_positive(self, "steps", "lr", "n_denoise")
         check_positive(self, "alpha", allow_zero=True)
-        for n in ("steps", "n_denoise"):
-            if int(getattr(self, n)) != getattr(self, n):
-                raise ConfigError(f"option {n}={getattr(self, n)!r} must be an integer")
-        if not (0.0 <= float(self.t_start) < 1.0):
-            raise ConfigError(f"option t_start={self.t_start!r} must be in [0, 1)")
+        check_integer(self, "steps", "n_denoise")
+        check_unit_interval(self, "t_start", allow_zero=True)
         check_choice(self, "init", INIT_CHOICES)
 
 
