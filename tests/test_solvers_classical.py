@@ -7,8 +7,6 @@ smoothed-TV L-BFGS-B solve with an explicitly built sparse difference matrix.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import pytest
 import scipy.optimize
@@ -20,39 +18,9 @@ from ctflow.priors.unet import ConfigError
 from ctflow.solvers import get_solver, list_methods
 from ctflow.solvers.common import cg
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 METHODS = ("sirt", "cgls", "tikhonov", "tv")
-
-
-def _openblas_thread_setters() -> list[tuple]:
-    """(get, set) pairs of every loaded OpenBLAS (numpy's and scipy's); empty where none is found."""
-    pairs = []
-    try:
-        with open("/proc/self/maps") as fh:
-            libs = {line.split()[-1] for line in fh if "openblas" in line.rsplit("/", 1)[-1].lower()}
-        for path in sorted(libs):
-            lib = ctypes.CDLL(path)
-            for suffix in ("", "64_"):
-                for prefix in ("scipy_openblas", "openblas"):
-                    get, put = f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}"
-                    if hasattr(lib, get) and hasattr(lib, put):
-                        pairs.append((getattr(lib, get), getattr(lib, put)))
-    except OSError:
-        pass
-    return pairs
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: on a busy machine two torch/OpenBLAS threads are 20–30× slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    blas = [(get(), put) for get, put in _openblas_thread_setters()]
-    for _, put in blas:
-        put(1)
-    yield
-    torch.set_num_threads(n)
-    for old, put in blas:
-        put(old)
 
 
 def _dense(op) -> np.ndarray:

@@ -28,6 +28,8 @@ from ctflow.priors.unet import ConfigError
 from ctflow.priors.velocity import GaussianPrior
 from ctflow.solvers import get_solver, list_methods
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 N, N_ANGLES, SIGMA = 8, 6, 0.05
 
 
@@ -81,15 +83,6 @@ class Problem:
 
     def misfit(self, x, y=None):
         return 0.5 * float((self.dense(x) - (self.y if y is None else y)).pow(2).sum())
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add OpenMP wake-up latency (ms per call on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,8 @@ from ctflow.solvers import common, get_solver
 from ctflow.solvers.dflow import integrate
 from ctflow.solvers.msflow import segment_grids
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIGMA = 0.05
 K, N, METHOD = 3, 6, "midpoint"  # MS-Flow grid used throughout (uniform, same as D-Flow with steps=6)
 
@@ -88,17 +90,8 @@ def _msflow_stationary(maps, A, y, rho, jfree):
     return np.linalg.solve(L, rhs)[Kk * d :]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # these problems are tiny: extra threads only add contention (sparse 65×64 products slow down ×20)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
-def P(_one_thread):
+def P(one_thread):
     torch.manual_seed(0)
     op = ctflow.RayTransform(ctflow.ParallelBeamGeometry((8, 8), 5), backend="matrix")
     ii, jj = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")

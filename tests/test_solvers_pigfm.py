@@ -35,6 +35,8 @@ from ctflow.solvers.cpigfm import (
 )
 from ctflow.solvers.pigfm import guided_denoise
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 N = 8  # 8×8 images, 3 angles: A is 39×64 of rank 30 (all kept singular values ≥ 0.009 σ_max, the rest exactly 0)
 
 
@@ -61,15 +63,6 @@ def small():
     d2 = ((pts[:, None] - pts[None]) ** 2).sum(-1)
     se_cov = torch.tensor(0.09 * np.exp(-d2 / (2 * 2.0**2)) + 0.01 * np.eye(N * N))
     return dict(op=op, M=dense(op), pinv=pinv, P=exact_P, mu=mu, se_cov=se_cov)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these are tiny tensors: with a second thread on a busy machine each op can be 10-20x slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _zeros(self, shape=None):
