@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import CTFlowError
-from .common import bdot, initial_image, pseudo_inverse
+from .common import bdot, initial_image
 
 INIT_CHOICES = ("fbp", "adjoint", "pinv", "zeros")
 
@@ -52,33 +52,11 @@ def noise_std_per_sample(ctx, value: float | None) -> torch.Tensor:
 
 
 def flow_init(ctx, kind: str) -> torch.Tensor:
-    r"""Initial image for ``kind``; ``ctx.x_init`` wins when the caller passed one.
-
-    * ``"fbp"``: filtered back-projection (Hann filter): right scale, streaky but cheap.
-    * ``"adjoint"``: :math:`c\,A^\top y` with the per-sample least-squares scale
-      :math:`c = \|A^\top y\|^2 / \|AA^\top y\|^2` (minimises :math:`\|A(cA^\top y) - y\|`); the
-      reference OT-ODE uses :math:`A^\top y` unscaled, which is meaningless for CT (‖A‖² ≫ 1).
-    * ``"pinv"``: truncated-SVD pseudo-inverse :math:`A^+y` (singular values below 1 % of the largest
-      dropped, which keeps the noise amplification bounded); dense SVD up to 64², CG beyond.
-    * ``"zeros"``.
-    """
-    if ctx.x_init is not None:
-        return ctx.x_init.clone()
-    if kind == "fbp":
-        if getattr(ctx.op, "geometry", None) is None:
-            kind = "adjoint"
-        else:
-            return initial_image(ctx, "fbp")
-    if kind == "adjoint":
-        g = ctx.AT(ctx.y)
-        Ag = ctx.A(g)
-        c = bdot(g, g) / bdot(Ag, Ag).clamp_min(1e-30)
-        return g * c.reshape(-1, 1, 1, 1)
-    if kind == "pinv":
-        return pseudo_inverse(ctx.op, rcond=1e-2).pinv(ctx.y).to(ctx.dtype)
-    if kind == "zeros":
-        return torch.zeros(ctx.image_shape, dtype=ctx.dtype, device=ctx.device)
-    raise CTFlowError(f"unknown init {kind!r}; choose one of {INIT_CHOICES}")
+    """Initial image for ``kind`` (:func:`common.initial_image`; ``ctx.x_init`` wins when the caller
+    passed one). Without a geometry, ``"fbp"`` falls back to the scaled adjoint here."""
+    if kind == "fbp" and getattr(ctx.op, "geometry", None) is None:
+        kind = "adjoint"
+    return initial_image(ctx, kind)
 
 
 def velocity_with_graph(ctx, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -264,9 +264,19 @@ def pseudo_inverse(op, rcond: float = 1e-3, damping: float = 0.0, mode: str = "a
     return _PINV_CACHE[key]
 
 
+INITIAL_IMAGES = ("fbp", "tikhonov", "adjoint", "pinv", "zeros")
+
+
 def initial_image(ctx, kind: str = "fbp", tikhonov_alpha: float = 1e-2, iters: int = 30) -> torch.Tensor:
-    """A quick approximate inverse for initialisation: ``"fbp"`` (parallel/fan FBP, Hann filter),
-    ``"tikhonov"`` (CG on (AᵀA + α‖A‖²I)x = Aᵀy), ``"zeros"``, or ``ctx.x_init`` when given."""
+    r"""A quick approximate inverse for initialisation (``ctx.x_init`` wins when the caller gave one):
+
+    * ``"fbp"``: filtered back-projection, Hann filter (parallel and fan; Tikhonov without a geometry);
+    * ``"tikhonov"``: CG on :math:`(A^\top A + α\|A\|^2 I)x = A^\top y`;
+    * ``"adjoint"``: :math:`c\,A^\top y` with the per-sample least-squares scale
+      :math:`c = \|A^\top y\|^2 / \|AA^\top y\|^2` (unscaled :math:`A^\top y` is meaningless for CT);
+    * ``"pinv"``: the truncated pseudo-inverse :math:`A^+y` (singular values below 1 % of the largest dropped);
+    * ``"zeros"``.
+    """
     if ctx.x_init is not None:
         return ctx.x_init.clone()
     if kind == "zeros":
@@ -281,7 +291,14 @@ def initial_image(ctx, kind: str = "fbp", tikhonov_alpha: float = 1e-2, iters: i
     if kind == "tikhonov":
         lam = tikhonov_alpha * operator_norm_sq(ctx.op)
         return cg(lambda v: ctx.AT(ctx.A(v)) + lam * v, ctx.AT(ctx.y), iters=iters)
-    raise CTFlowError(f"unknown initialisation {kind!r}; choose fbp, tikhonov or zeros")
+    if kind == "adjoint":
+        g = ctx.AT(ctx.y)
+        Ag = ctx.A(g)
+        c = bdot(g, g) / bdot(Ag, Ag).clamp_min(1e-30)
+        return g * _bc(c, g)
+    if kind == "pinv":
+        return pseudo_inverse(ctx.op, rcond=1e-2).pinv(ctx.y).to(ctx.dtype)
+    raise CTFlowError(f"unknown initialisation {kind!r}; choose one of {INITIAL_IMAGES}")
 
 
 def operator_norm_sq(op) -> float:
