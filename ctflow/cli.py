@@ -166,6 +166,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmarks.run_all import run_from_args
+
+    return run_from_args(args)
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import astra
     import torch
@@ -275,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_reconstruct import add_parsers
 
     add_parsers(sub)
+    b = sub.add_parser("benchmark", help="regenerate the README's results tables and plots (memory, quality) "
+                       "into a results folder", description="Regenerate every table and plot of the README's results "
+                       "section. See `python -m ctflow.benchmarks.run_all --help` for the suites.")
+    from .benchmarks.run_all import add_arguments
+
+    add_arguments(b)
+    b.set_defaults(func=_cmd_benchmark)
     i = sub.add_parser("info", help="versions and devices")
     i.set_defaults(func=_cmd_info)
     return p

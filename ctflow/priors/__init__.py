@@ -28,28 +28,35 @@ __all__ = [
 PRIOR_ALIASES = {"default": "phantom-64"}
 
 
+def prior_folder(name_or_path) -> "Path":
+    """The folder of a prior: ``name_or_path`` itself if it is a folder, else the shipped prior of that
+    name (or alias, e.g. ``default``) in ``data/priors/``."""
+    from pathlib import Path
+
+    from ..errors import DataError
+
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    shipped = Path(__file__).resolve().parents[2] / "data" / "priors"
+    names = sorted(d.name for d in shipped.iterdir() if (d / "prior.json").is_file()) if shipped.is_dir() else []
+    name = PRIOR_ALIASES.get(str(name_or_path), str(name_or_path))
+    if name not in names:
+        alias = f" (= {name})" if name != str(name_or_path) else ""
+        raise DataError(f"no prior folder or shipped prior named {str(name_or_path)!r}{alias}; shipped: {names or 'none yet'}")
+    return shipped / name
+
+
 def load_prior(name_or_path) -> "NetworkPrior":
     """Load a prior folder (``prior.json`` + ``prior.safetensors``) or a prior shipped in ``data/priors/``.
 
     Loading reads JSON and raw tensors only (no pickle): it cannot execute code.
     """
-    from pathlib import Path
-
-    from ..errors import DataError
     from .checkpoint import load_prior_folder
     from .velocity import NetworkPrior
 
-    p = Path(name_or_path)
-    if not p.is_dir():
-        shipped = Path(__file__).resolve().parents[2] / "data" / "priors"
-        names = sorted(d.name for d in shipped.iterdir() if (d / "prior.json").is_file()) if shipped.is_dir() else []
-        name = PRIOR_ALIASES.get(str(name_or_path), str(name_or_path))
-        if name not in names:
-            alias = f" (= {name})" if name != str(name_or_path) else ""
-            raise DataError(f"no prior folder or shipped prior named {str(name_or_path)!r}{alias}; shipped: {names or 'none yet'}")
-        p = shipped / name
-    net, meta = load_prior_folder(p)
+    net, meta = load_prior_folder(prior_folder(name_or_path))
     return NetworkPrior(net, meta)
 
 
-__all__ += ["load_prior"]
+__all__ += ["load_prior", "prior_folder"]
