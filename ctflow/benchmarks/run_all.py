@@ -406,7 +406,7 @@ def _now() -> str:
 
 def _command_line() -> str:
     argv = sys.argv[1:]
-    prog = "ctflow" if Path(sys.argv[0]).name == "ctflow" else f"python {Path(sys.argv[0]).as_posix()}"
+    prog = "ctflow" if Path(sys.argv[0]).name in ("ctflow", "__main__.py") else f"python {Path(sys.argv[0]).as_posix()}"
     return " ".join([prog] + argv)
 
 

@@ -1,0 +1,7 @@
+"""``python -m ctflow …`` is the ``ctflow`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
