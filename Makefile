@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.ctflow-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench benchmark notebooks venv clean
 
 $(STAMP): pyproject.toml requirements/ci.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: $(STAMP)
 ## bench: operator speed table (ctflow matrix / astra vs raw ASTRA vs ODL)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/operators.py
+
+## benchmark: regenerate the README's results tables and plots into results/benchmark (≈ 45 min, 1 thread)
+benchmark: $(STAMP)
+	$(VENV)/bin/ctflow benchmark --out results/benchmark
+
+## notebooks: execute the six study notebooks with their full settings into results/notebooks/
+notebooks: $(STAMP)
+	$(VENV)/bin/python notebooks/execute.py --out results/notebooks
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

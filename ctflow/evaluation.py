@@ -35,6 +35,9 @@ def eval_images(n: int = 10, size: int = 64, source: str | os.PathLike = "phanto
         ds = AbdomenPhantomDataset(n, size=size, seed=seed, kind="mixed", ellipse_fraction=0.2)
         return torch.stack([ds[i][0] for i in range(n)]).float()
     p = Path(src)
+    if not p.exists():
+        raise DataError("evaluation set not found: give 'phantoms', an OrganCMNIST/MedMNIST-layout .npz file or a "
+                        "folder of DICOM slices", src)
     if p.suffix == ".npz":
         with np.load(p, allow_pickle=False) as f:
             key = f"{split}_images"
@@ -158,3 +161,22 @@ def run_method(method: str, y: torch.Tensor, op, truth: torch.Tensor, prior=None
     x = torch.cat(outs)
     p, s = scores(x, truth)
     return MethodResult(method, label or method, x, p, s, wall, nfe, solver.options.to_dict())
+
+
+def markdown_table(rows: list[dict], columns: list[str], headers: list[str] | None = None) -> str:
+    """A markdown table of ``rows``; a column ``c`` whose rows carry ``c_mean``/``c_std`` prints as
+    "mean ± std" (as :meth:`MethodResult.row` writes them), floats with 3–4 significant digits."""
+
+    def cell(r: dict, c: str) -> str:
+        if f"{c}_mean" in r:
+            m, s = r[f"{c}_mean"], r.get(f"{c}_std", 0.0)
+            return f"{m:.2f} ± {s:.2f}" if abs(m) >= 10 else f"{m:.3f} ± {s:.3f}"
+        v = r.get(c, "")
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    heads = headers or columns
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    lines += ["| " + " | ".join(cell(r, c) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

@@ -96,6 +96,17 @@ def test_ci_runs_the_readme_test_command():
     assert "-c requirements/ci.txt" in makefile  # the venv install uses the CPU pins
 
 
+def test_test_extra_is_pinned_for_ci_and_listed_for_conda():
+    conda, pip_pins, _ = _environment()
+    pins = _ci_pins()
+    test_deps = [Requirement(d) for d in _pyproject()["project"]["optional-dependencies"]["test"]]
+    assert {"pytest", "nbclient", "nbformat", "ipykernel"} <= {_norm(r.name) for r in test_deps}
+    for r in test_deps:
+        name = _norm(r.name)
+        assert name in pins and r.specifier.contains(pins[name]), f"test dependency {r} has no matching CI pin"
+        assert name in conda or name in pip_pins, f"test dependency {name} missing from environment.yml"
+
+
 def test_presets_are_package_data():
     cfg = _pyproject()["tool"]["setuptools"]["package-data"]
     assert "*.yaml" in cfg["ctflow.geometries"]

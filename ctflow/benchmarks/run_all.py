@@ -19,7 +19,8 @@ The results folder gets ``quality.csv``, ``memory.csv``, ``memory.png``, ``psnr_
 ``summary.md`` (all of it in one page) and ``readme_results.md`` (the README block). ``--update-readme``
 replaces the text between ``<!-- ctflow-benchmark:begin -->`` and ``<!-- ctflow-benchmark:end -->`` in
 the README and copies the figures, CSVs and summary to ``docs/results/`` beside it: numbers in the
-README's results section come only from this command.
+README's results section come only from this command (a test rebuilds the block from the copied CSVs
+and compares).
 """
 
 from __future__ import annotations
@@ -319,7 +320,7 @@ def update_readme(out: Path, readme: Path) -> Path:
         if old.is_file():
             old.unlink()
     for f in sorted(out.iterdir()):
-        if f.suffix in (".png", ".csv") or f.name in ("summary.md", "run.json"):
+        if f.suffix in (".png", ".csv") or f.name in ("summary.md", "readme_results.md", "run.json", "examples.npz"):
             with atomic_path(docs / f.name) as tmp:
                 shutil.copyfile(f, tmp)
     with atomic_path(readme) as tmp:

@@ -1,0 +1,151 @@
+"""`ctflow benchmark`: the quick run end to end (CSV + PNG + summary + README block), evaluation on a user's
+DICOM folder or OrganCMNIST npz, rebuilding the report from saved CSVs, and the README's results block
+being exactly what the committed results record regenerates."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ctflow.benchmarks import run_all
+from ctflow.benchmarks.quality import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+README_STUB = "# my study\n\nintro\n\n{begin}\nold numbers\n{end}\n\ntail text\n"
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One quick run of every suite through the real command line, updating a stub README."""
+    tmp = tmp_path_factory.mktemp("bench")
+    readme = tmp / "proj" / "README.md"
+    readme.parent.mkdir()
+    readme.write_text(README_STUB.format(begin=run_all.BEGIN, end=run_all.END))
+    out = tmp / "results"
+    r = subprocess.run([sys.executable, "-m", "ctflow", "benchmark", "--quick", "--out", str(out), "--threads", "1",
+                        "--update-readme", str(readme)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, readme, r.stdout
+
+
+def test_quick_run_writes_every_table_and_figure(quick_run):
+    out, _, stdout = quick_run
+    q = _rows(out / "quality.csv")
+    by_suite = {s: [r for r in q if r["suite"] == s] for s in ("quality", "angles", "poisson")}
+    assert [r["method"] for r in by_suite["quality"]] == [m[0] for m in METHODS]  # every method, in table order
+    sweep_labels = [m[0] for m in METHODS if m[1] != "dflow"]
+    assert [r["method"] for r in by_suite["angles"]] == sweep_labels and {r["angles"] for r in by_suite["angles"]} == {"8"}
+    assert [r["method"] for r in by_suite["poisson"]] == sweep_labels
+    assert all(r["noise"].startswith("poisson") for r in by_suite["poisson"])
+    for r in q:
+        assert np.isfinite(float(r["psnr_mean"])) and 0 < float(r["ssim_mean"]) <= 1
+    m = _rows(out / "memory.csv")
+    assert {(r["solver"], int(r["steps"])) for r in m} == {(s, n) for s in ("msflow", "dflow", "msflow-vjp") for n in (4, 8)}
+    # D-Flow keeps every step's activations: more memory than Jacobian-free MS-Flow, growing with N
+    peak = {(r["solver"], int(r["steps"])): int(r["peak_bytes"]) for r in m}
+    assert peak[("dflow", 8)] > peak[("dflow", 4)] > peak[("msflow", 4)]
+    for png in ("memory.png", "psnr_vs_angles.png", "examples_30.png"):
+        assert (out / png).stat().st_size > 5000
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["config"]["quick"] is True and rec["config"]["eval_seed"] == 2027
+    assert set(rec["timings_s"]) == {"memory", "quality", "angles", "poisson"}
+    summary = (out / "summary.md").read_text()
+    for needle in ("machine:", "torch 2.", "astra-toolbox", "seeds: evaluation images 2027", "weights_sha256",
+                   "## Suite `poisson`", "| TV |"):
+        assert needle in summary, needle
+    assert "Targets:" in summary and "MS-Flow" in stdout
+
+
+def test_update_readme_replaces_only_the_marked_block(quick_run):
+    out, readme, _ = quick_run
+    text = readme.read_text()
+    assert text.startswith("# my study\n\nintro\n\n" + run_all.BEGIN) and text.endswith(run_all.END + "\n\ntail text\n")
+    assert "old numbers" not in text and "Quick run" in text
+    block = text.split(run_all.BEGIN)[1].split(run_all.END)[0].strip()
+    assert block == (out / "readme_results.md").read_text().strip()
+    docs = readme.parent / "docs" / "results"
+    for name in ("memory.png", "psnr_vs_angles.png", "examples_30.png", "quality.csv", "memory.csv", "summary.md",
+                 "run.json", "readme_results.md", "examples.npz"):
+        assert (docs / name).exists(), name
+    for link in ("docs/results/memory.png", "docs/results/examples_30.png", "docs/results/psnr_vs_angles.png"):
+        assert f"({link})" in block
+
+
+def test_report_rebuilds_the_same_block_from_saved_csvs(quick_run, tmp_path):
+    out, _, _ = quick_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for f in ("summary.md", "readme_results.md", "memory.png", "examples_30.png"):
+        (copy / f).unlink()
+    run_all.report(copy)
+    assert (copy / "readme_results.md").read_text() == (out / "readme_results.md").read_text()
+    assert (copy / "summary.md").read_text() == (out / "summary.md").read_text()
+    assert (copy / "examples_30.png").exists() and (copy / "memory.png").exists()
+
+
+def test_readme_results_block_is_what_the_committed_record_regenerates(tmp_path):
+    """The README's numbers come only from `ctflow benchmark`: rebuild the block from docs/results/."""
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(run_all.BEGIN) == 1 and readme.count(run_all.END) == 1
+    block = readme.split(run_all.BEGIN)[1].split(run_all.END)[0].strip()
+    docs = ROOT / "docs" / "results"
+    rec = json.loads((docs / "run.json").read_text())
+    assert rec["config"]["quick"] is False and set(rec["config"]["suites"]) == set(run_all.SUITES)
+    copy = tmp_path / "r"
+    shutil.copytree(docs, copy)
+    run_all.report(copy)
+    assert block == (copy / "readme_results.md").read_text().strip()
+
+
+def _small_eval_sets(tmp_path: Path) -> dict[str, Path]:
+    from ctflow.data.abdomen import abdomen_slice
+    from ctflow.io import write_dicom_series
+
+    hu = np.stack([abdomen_slice(seed=50 + i, size=40, hu=True) for i in range(3)]).astype(np.float32)
+    dicom = tmp_path / "dicom"
+    write_dicom_series(dicom, hu, 0.8, method="test slices")
+    imgs = np.stack([(abdomen_slice(seed=90 + i, size=28) * 255).astype(np.uint8) for i in range(3)])
+    npz = tmp_path / "organcmnist.npz"
+    np.savez(npz, test_images=imgs, test_labels=np.zeros((3, 1), np.uint8))
+    return {"dicom": dicom, "npz": npz}
+
+
+@pytest.mark.parametrize("kind", ["dicom", "npz"])
+def test_benchmark_on_a_users_dicom_folder_or_npz(tmp_path, kind):
+    src = _small_eval_sets(tmp_path)[kind]
+    out = tmp_path / "res"
+    assert run_all.main(["--quick", "--suites", "quality", "--methods", "fbp,tv", "--eval-set", str(src),
+                         "--n-images", "2", "--out", str(out)]) == 0
+    q = _rows(out / "quality.csv")
+    assert [r["method"] for r in q] == ["FBP (hann)", "TV"]
+    assert float(q[1]["psnr_mean"]) > float(q[0]["psnr_mean"])  # TV beats FBP on these piecewise-smooth slices
+    assert src.name in (out / "readme_results.md").read_text()
+    assert json.loads((out / "run.json").read_text())["config"]["eval_set"] == str(src)
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, capsys):
+    from ctflow.cli import main
+
+    assert main(["benchmark", "--quick", "--suites", "quality,speed", "--out", str(tmp_path / "a")]) == 2
+    assert "unknown suite(s) ['speed']" in capsys.readouterr().err
+    assert main(["benchmark", "--quick", "--suites", "quality", "--eval-set", str(tmp_path / "nope.npz"),
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "nope.npz" in capsys.readouterr().err
+    assert main(["benchmark", "--report", str(tmp_path)]) == 2
+    assert "no run.json" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("no markers here\n")
+    with pytest.raises(Exception, match="ctflow-benchmark:begin"):
+        run_all.update_readme(tmp_path, tmp_path / "README.md")
+    assert (tmp_path / "README.md").read_text() == "no markers here\n"
