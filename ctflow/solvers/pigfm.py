@@ -32,6 +32,7 @@ import torch
 
 from ..priors.unet import ConfigError
 from .base import SolveContext, Solver, SolverOptions, check_integer, check_interval, check_positive, check_unit_interval, register
+from ._guidance import velocity_with_graph, vjp
 from .common import pseudo_inverse
 
 
@@ -42,15 +43,13 @@ def check_rcond(opts) -> None:
 
 def guided_denoise(ctx: SolveContext, x: torch.Tensor, t: float, target: torch.Tensor, project, wrt: str):
     r"""One network call and one VJP: returns ``(v, x̂1, g)`` with :math:`r = \mathrm{sg}(\tilde y - P\hat x_1)`
-    and :math:`g = (∂\hat x_1/∂x)^\top r` (``wrt="x1"``, ΠGFM) or :math:`g = J_v^\top r` (``wrt="v"``, C-ΠGFM)."""
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        v = ctx.prior(xg, t)
-        x1 = xg + (1.0 - t) * v
-        r = (target - project(x1.detach())).detach()
-        out = x1 if wrt == "x1" else v
-        (g,) = torch.autograd.grad(out, xg, grad_outputs=r)
-    return v.detach(), x1.detach(), g
+    and :math:`g = (∂\hat x_1/∂x)^\top r = r + (1-t) J_v^\top r` (``wrt="x1"``, ΠGFM) or
+    :math:`g = J_v^\top r` (``wrt="v"``, C-ΠGFM), where :math:`\hat x_1 = x + (1-t) v`."""
+    xg, v = velocity_with_graph(ctx, x, t)
+    x1 = x.detach() + (1.0 - t) * v.detach()
+    r = (target - project(x1)).detach()
+    g = r + vjp(xg, v, (1.0 - t) * r) if wrt == "x1" else vjp(xg, v, r)
+    return v.detach(), x1, g
 
 
 def data_terms(ctx: SolveContext, rcond: float, damping: float):
