@@ -26,7 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/operators.py
 
-## benchmark: regenerate the README's results tables and plots into results/benchmark (≈ 45 min, 1 thread)
+## benchmark: regenerate the README's results tables and plots into results/benchmark (≈ 35 min, 1 thread)
 benchmark: $(STAMP)
 	$(VENV)/bin/ctflow benchmark --out results/benchmark
 

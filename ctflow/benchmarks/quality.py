@@ -67,18 +67,28 @@ def select_methods(spec: str | None) -> list[tuple[str, str, dict]]:
     return picked
 
 
+def structured_examples(truth: torch.Tensor, k: int = 2) -> list[int]:
+    """Indices (ascending) of the ``k`` images with the most edge content, Σ|∇x| — the example figures show
+    anatomy rather than, say, one of the evaluation set's plain random-ellipse images."""
+    x = truth[:, 0].double()
+    energy = (x.diff(dim=-1).abs().sum((-1, -2)) + x.diff(dim=-2).abs().sum((-1, -2))).numpy()
+    return sorted(int(i) for i in np.argsort(-energy, kind="stable")[: min(k, len(energy))])
+
+
 def quality_study(truth: torch.Tensor, prior, angles: list[int], settings, methods, seed: int = 0,
                   overrides: dict[str, dict] | None = None, log: Callable[[str], None] = print,
-                  print_targets: bool = True) -> tuple[list[dict], dict]:
+                  print_targets: bool = True, example_indices: list[int] | None = None) -> tuple[list[dict], dict]:
     """Run ``methods`` on ``truth`` measured with parallel-beam ``angles`` under each noise setting.
 
-    Returns the table rows (one per method × angles × noise) and ``examples[angles][label]`` — the first
-    image's reconstruction under the first noise setting. ``overrides[method]`` replaces options (quick runs)."""
+    Returns the table rows (one per method × angles × noise) and ``examples[angles][label]``, the
+    reconstructions ``(k, H, W)`` of the images ``example_indices`` (default: :func:`structured_examples`)
+    under the first noise setting. ``overrides[method]`` replaces options (quick runs)."""
     from .. import RayTransform, load_geometry
     from ..evaluation import measure, run_method
     from ..solvers import SOLVERS
 
     size = truth.shape[-1]
+    idx = structured_examples(truth) if example_indices is None else list(example_indices)
     rows, examples = [], {}
     for noise in settings:
         for n_ang in angles:
@@ -100,7 +110,7 @@ def quality_study(truth: torch.Tensor, prior, angles: list[int], settings, metho
                 log(f"{label:18s} {r['psnr_mean']:7.2f} ± {r['psnr_std']:4.2f} {r['ssim_mean']:7.3f} ± "
                     f"{r['ssim_std']:.3f} {r['time_per_image_s']:9.3f} {r['nfe']:5d}")
                 if noise is settings[0]:
-                    examples.setdefault(n_ang, {})[label] = res.images[0, 0].clamp(0, 1).numpy()
+                    examples.setdefault(n_ang, {})[label] = res.images[idx, 0].clamp(0, 1).numpy()
             if print_targets and (n_ang == 30 or len(angles) == 1):
                 log("targets:")
                 for line in targets(sub):
@@ -165,11 +175,19 @@ def plot_psnr_vs_angles(path: Path, rows: list[dict], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label in dict.fromkeys(r["method"] for r in rows):
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    labels = list(dict.fromkeys(r["method"] for r in rows))
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))
+    for k, label in enumerate(labels):
         rr = sorted((r for r in rows if r["method"] == label), key=lambda r: r["angles"])
-        ax.errorbar([r["angles"] for r in rr], [r["psnr_mean"] for r in rr], yerr=[r["psnr_std"] for r in rr],
-                    marker="o", capsize=3, label=label)
+        shift = 1.0 + 0.006 * (k - (len(labels) - 1) / 2)  # small horizontal offsets keep the error bars apart
+        ax.errorbar([r["angles"] * shift for r in rr], [r["psnr_mean"] for r in rr], yerr=[r["psnr_std"] for r in rr],
+                    marker="osD^v<>ph*X"[k % 11], ms=4, capsize=2, lw=1.2, color=colours[(2 * k) % 20 + (2 * k) // 20 % 2],
+                    label=label)
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ticks = sorted({r["angles"] for r in rows})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_xlabel("number of projection angles")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title)
@@ -179,21 +197,25 @@ def plot_psnr_vs_angles(path: Path, rows: list[dict], title: str) -> None:
     _save(fig, path)
 
 
-def plot_examples(path: Path, truth: np.ndarray, images: dict[str, np.ndarray], title: str | None = None) -> None:
-    """Truth and one reconstruction per method, side by side on the [0, 1] grey scale."""
+def plot_examples(path: Path, truth: np.ndarray, images: dict[str, np.ndarray], title: str | None = None,
+                  names: list[str] | None = None) -> None:
+    """Truth and one reconstruction per method side by side on the [0, 1] grey scale; ``truth`` ``(k, H, W)``
+    and each image ``(k, H, W)`` give k rows (2-D arrays give one)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(images) + 1
-    fig, axes = plt.subplots(1, n, figsize=(1.9 * n, 2.3 if title else 2.2))
-    axes[0].imshow(truth, cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title("truth", fontsize=8)
-    for a, (label, im) in zip(axes[1:], images.items()):
-        a.imshow(im, cmap="gray", vmin=0, vmax=1)
-        a.set_title(label, fontsize=7)
-    for a in axes:
+    truth = np.asarray(truth).reshape(-1, *np.shape(truth)[-2:])
+    rows, n = truth.shape[0], len(images) + 1
+    fig, axes = plt.subplots(rows, n, figsize=(1.9 * n, 2.0 * rows + (0.3 if title else 0.2)), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(truth[r], cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_title("truth" + (f" ({names[r]})" if names else ""), fontsize=8)
+        for a, (label, im) in zip(axes[r, 1:], images.items()):
+            a.imshow(np.asarray(im).reshape(-1, *truth.shape[-2:])[r], cmap="gray", vmin=0, vmax=1)
+            a.set_title(label, fontsize=7)
+    for a in axes.ravel():
         a.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
@@ -267,8 +289,9 @@ def main(argv=None) -> int:
         Path(tmp).write_text("\n".join(lines))
     plot_psnr_vs_angles(out / "psnr_vs_angles.png", [r for r in rows if r["noise"] == settings[0].label],
                         f"{args.eval_set}, {settings[0].label}")
+    idx = structured_examples(truth)
     for ang, imgs in examples.items():
-        plot_examples(out / f"examples_{ang}.png", truth[0, 0].numpy(), imgs)
+        plot_examples(out / f"examples_{ang}.png", truth[idx, 0].numpy(), imgs, names=[f"image {i}" for i in idx])
     print(f"\nwrote {out}/quality.csv, quality.md, psnr_vs_angles.png, examples_*.png")
     return 0
 
