@@ -149,3 +149,17 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     with pytest.raises(Exception, match="ctflow-benchmark:begin"):
         run_all.update_readme(tmp_path, tmp_path / "README.md")
     assert (tmp_path / "README.md").read_text() == "no markers here\n"
+
+
+def test_memory_measurement_is_independent_of_the_parents_size():
+    """Linux carries a parent's RSS into a child's ru_maxrss; a notebook kernel holding GBs made every
+    point read 0 MiB. The worker resets and reads VmHWM instead, so D-Flow's growth must show."""
+    from ctflow.benchmarks import memory as mem
+
+    ballast = np.ones(2**27)  # 1 GiB resident in the parent
+    ballast[:: 512] = 2.0
+    cfg = {"solver": "dflow", "steps": 4, "segments": 4, "angles": 30, "prior": None, "device": "cpu", "threads": 1,
+           "size": 28}
+    small, large = mem.measure(cfg), mem.measure(cfg | {"steps": 8})
+    del ballast
+    assert small["peak_mib"] > 1.0 and large["peak_mib"] > 1.5 * small["peak_mib"]

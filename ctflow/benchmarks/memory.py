@@ -7,8 +7,9 @@ VJP) stores one segment's graph, O(N/K).
 
 Each (solver, N) runs in a fresh subprocess: it loads everything (operator, prior, data), runs one
 forward pass of the prior and one operator application, and records that as its baseline; the number
-reported is the solver's peak above it — ``ru_maxrss`` growth on CPU, ``torch.cuda.max_memory_allocated``
-minus the allocated baseline on GPU. One outer iteration is enough for memory (D-Flow: one L-BFGS
+reported is the solver's peak above it — on CPU the growth of the peak resident set (``VmHWM`` after
+resetting it at the baseline, so the parent process's size cannot leak in; ``ru_maxrss`` where /proc is
+missing), on GPU ``torch.cuda.max_memory_allocated`` minus the allocated baseline. One outer iteration is enough for memory (D-Flow: one L-BFGS
 ``.step`` with ``lbfgs_max_iter=1``; MS-Flow: one sweep + DC step); Euler steps as in the paper's
 figure; ``init="noise"`` so no back-integration is timed. Prior: a random-weight 64² UNet
 (base 16, mults (1,2,4,8)) unless ``--prior`` names a prior folder or shipped prior.
@@ -33,6 +34,28 @@ from pathlib import Path
 
 DEFAULT_STEPS = [10, 25, 50, 100, 200]
 QUICK_STEPS = [10, 25, 50]
+
+
+def _reset_peak_rss() -> int | None:
+    """Reset this process's peak-RSS mark (Linux ``/proc/self/clear_refs``) and return it (= current RSS).
+
+    ``getrusage``'s ``ru_maxrss`` is useless in a child of a large process: Linux carries the parent's RSS
+    at fork into the child's high-water mark across ``exec``. ``VmHWM`` after a reset is the child's own.
+    Returns None where unsupported (then ``ru_maxrss`` is used)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _vm_hwm()
+    except OSError:
+        return None
+
+
+def _vm_hwm() -> int | None:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
 
 
 def _rss_bytes() -> int:
@@ -90,7 +113,8 @@ def worker(cfg: dict) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
-        base = _rss_bytes()
+        hwm = _reset_peak_rss()
+        base = hwm if hwm is not None else _rss_bytes()
     t0 = time.perf_counter()
     rec = solver(y, op, prior=prior)
     wall = time.perf_counter() - t0
@@ -98,6 +122,9 @@ def worker(cfg: dict) -> dict:
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) - base
         kind = "cuda_max_allocated"
+    elif hwm is not None:
+        peak = _vm_hwm() - base
+        kind = "cpu_vmhwm"
     else:
         peak = _rss_bytes() - base
         kind = "cpu_ru_maxrss"

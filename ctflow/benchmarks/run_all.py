@@ -221,7 +221,7 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
         lines += ["**Quick run: iteration counts were cut to exercise the code; these numbers mean nothing.**", ""]
     if mrows:
         lines += [f"**Memory vs temporal resolution** (`memory` suite, {_dur(t.get('memory', 0))}): peak "
-                  f"{'RSS growth' if mrows[0]['kind'] == 'cpu_ru_maxrss' else 'CUDA allocation'} above a baseline that "
+                  f"{'RSS growth' if mrows[0]['kind'].startswith('cpu') else 'CUDA allocation'} above a baseline that "
                   f"has loaded everything and run one forward pass; {cfg['memory_size']}² images, {cfg['angles']} angles, "
                   f"a randomly initialised UNet of the shipped prior's architecture, Euler, K = {cfg['memory_segments']} "
                   f"segments, one outer iteration, one fresh process per point.", ""]
