@@ -316,7 +316,7 @@ def markdown_tables(rows: list[dict], heading: str = "##") -> list[str]:
 
 
 def fmt_time(s: float) -> str:
-    return f"{s:.3f}" if s < 1 else f"{s:.2f}" if s < 10 else f"{s:.1f}"
+    return f"{s:.2g}" if s < 0.01 else f"{s:.3f}" if s < 1 else f"{s:.2f}" if s < 10 else f"{s:.1f}"
 
 
 if __name__ == "__main__":

@@ -234,12 +234,14 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
                   f"{noise}, {cfg['n_images']} images, PSNR/SSIM on [0, 1], mean ± std over images. Method settings: "
                   f"`ctflow/benchmarks/quality.py` (`METHODS`).", "",
                   "| method | PSNR (dB) | SSIM | s/image | NFE |", "|---|---|---|---|---|"]
-        best = max(r["psnr_mean"] for r in main)
+        best, best_ssim = max(r["psnr_mean"] for r in main), max(r["ssim_mean"] for r in main)
         for r in main:
             b = "**" if r["psnr_mean"] == best else ""
+            bs = "**" if r["ssim_mean"] == best_ssim else ""
             lines.append(f"| {b}{r['method']}{b} | {b}{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{b} | "
-                         f"{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f} | {qual.fmt_time(r['time_per_image_s'])} | "
+                         f"{bs}{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}{bs} | {qual.fmt_time(r['time_per_image_s'])} | "
                          f"{r['nfe']} |")
+        lines += ["", "Bold: the best PSNR and the best SSIM."]
         lines += ["", "NFE: network evaluations per batched solve, the same per image — except D-Flow, which runs "
                   "L-BFGS image by image, so its NFE is summed over the images.", "",
                   "Target checks (printed by the run):", ""] + [f"- {s}" for s in qual.targets(main)] + [""]
@@ -253,12 +255,15 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
                   f"{cfg['sweep_images']} images per setting ({cfg['angles']} angles: the quality suite's "
                   f"{cfg['n_images']} images); D-Flow left out for time.", "",
                   "| PSNR (dB) | " + " | ".join(f"{a} angles" for a in all_ang) + " |", "|---" * (len(all_ang) + 1) + "|"]
+        table = {(r["method"], r["angles"]): r["psnr_mean"] for r in main + sweep}  # sweep rows win at shared angles
+        col_best = {a: max(v for (lab, ang), v in table.items() if ang == a and lab in labels) for a in all_ang}
         for lab in labels:
             cells = []
             for a in all_ang:
-                r = next((r for r in sweep + main if r["method"] == lab and r["angles"] == a), None)
-                cells.append("—" if r is None else f"{r['psnr_mean']:.2f}")
+                v = table.get((lab, a))
+                cells.append("—" if v is None else f"**{v:.2f}**" if v == col_best[a] else f"{v:.2f}")
             lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+        lines += ["", "Bold: the best in each column."]
         lines.append("")
         if (out / "psnr_vs_angles.png").exists():
             lines += ["![PSNR vs angles](docs/results/psnr_vs_angles.png)", ""]
@@ -268,8 +273,12 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
                   f"photons, μ = 0.05/mm per image unit, post-log; flow methods get the mean post-log σ as "
                   f"`noise_std`; {cfg['sweep_images']} images, {pois[0]['angles']} angles.", "",
                   "| method | PSNR (dB) | SSIM |", "|---|---|---|"]
-        lines += [f"| {r['method']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | {r['ssim_mean']:.3f} ± "
-                  f"{r['ssim_std']:.3f} |" for r in pois]
+        bp, bs = max(r["psnr_mean"] for r in pois), max(r["ssim_mean"] for r in pois)
+        for r in pois:
+            p = "**" if r["psnr_mean"] == bp else ""
+            q = "**" if r["ssim_mean"] == bs else ""
+            lines.append(f"| {r['method']} | {p}{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{p} | "
+                         f"{q}{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}{q} |")
         lines.append("")
     return lines
 
