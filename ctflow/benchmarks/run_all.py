@@ -234,13 +234,9 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
                   f"{noise}, {cfg['n_images']} images, PSNR/SSIM on [0, 1], mean ± std over images. Method settings: "
                   f"`ctflow/benchmarks/quality.py` (`METHODS`).", "",
                   "| method | PSNR (dB) | SSIM | s/image | NFE |", "|---|---|---|---|---|"]
-        best, best_ssim = max(r["psnr_mean"] for r in main), max(r["ssim_mean"] for r in main)
-        for r in main:
-            b = "**" if r["psnr_mean"] == best else ""
-            bs = "**" if r["ssim_mean"] == best_ssim else ""
-            lines.append(f"| {b}{r['method']}{b} | {b}{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{b} | "
-                         f"{bs}{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}{bs} | {qual.fmt_time(r['time_per_image_s'])} | "
-                         f"{r['nfe']} |")
+        for r, psnr, ssim, is_best in _score_cells(main):
+            name = f"**{r['method']}**" if is_best else r["method"]
+            lines.append(f"| {name} | {psnr} | {ssim} | {qual.fmt_time(r['time_per_image_s'])} | {r['nfe']} |")
         lines += ["", "Bold: the best PSNR and the best SSIM."]
         lines += ["", "NFE: network evaluations per batched solve, the same per image — except D-Flow, which runs "
                   "L-BFGS image by image, so its NFE is summed over the images.", "",
@@ -273,14 +269,20 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
                   f"photons, μ = 0.05/mm per image unit, post-log; flow methods get the mean post-log σ as "
                   f"`noise_std`; {cfg['sweep_images']} images, {pois[0]['angles']} angles.", "",
                   "| method | PSNR (dB) | SSIM |", "|---|---|---|"]
-        bp, bs = max(r["psnr_mean"] for r in pois), max(r["ssim_mean"] for r in pois)
-        for r in pois:
-            p = "**" if r["psnr_mean"] == bp else ""
-            q = "**" if r["ssim_mean"] == bs else ""
-            lines.append(f"| {r['method']} | {p}{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{p} | "
-                         f"{q}{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}{q} |")
+        lines += [f"| {r['method']} | {psnr} | {ssim} |" for r, psnr, ssim, _ in _score_cells(pois)]
         lines.append("")
     return lines
+
+
+def _score_cells(rows: list[dict]):
+    """Yield ``(row, PSNR cell, SSIM cell, has the best PSNR)`` with "mean ± std" cells, the best PSNR and the
+    best SSIM of ``rows`` in bold."""
+    best_psnr, best_ssim = max(r["psnr_mean"] for r in rows), max(r["ssim_mean"] for r in rows)
+    for r in rows:
+        p = "**" if r["psnr_mean"] == best_psnr else ""
+        q = "**" if r["ssim_mean"] == best_ssim else ""
+        yield (r, f"{p}{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}{p}", f"{q}{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}{q}",
+               bool(p))
 
 
 def summary(record: dict, qrows: list[dict], mrows: list[dict]) -> list[str]:
