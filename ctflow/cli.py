@@ -119,18 +119,28 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
         warmup=args.warmup, ema_decay=args.ema, grad_clip=args.grad_clip, t_sampling=args.t_sampling,
         seed=args.seed, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         val_every=args.val_every, n_val=args.n_val, ellipse_fraction=args.ellipse_fraction,
-        medmnist_root=args.medmnist_root,
+        medmnist_root=args.medmnist_root, phantom_version=args.phantom_version, init_from=args.init_from,
     )
-    mults = tuple(int(m) for m in args.channel_mults.split(","))
-    attn = tuple(int(r) for r in args.attention.split(",")) if args.attention else ()
-    model = UNetConfig(image_size=args.size, base_channels=args.base_channels, channel_mults=mults,
-                       num_res_blocks=args.num_res_blocks, attention_resolutions=attn)
+    if args.init_from is not None:  # the architecture is the prior's
+        from .priors import prior_folder
+        from .priors.checkpoint import load_prior_folder
+
+        model = load_prior_folder(prior_folder(args.init_from))[0].config
+    else:
+        mults = tuple(int(m) for m in args.channel_mults.split(","))
+        attn = tuple(int(r) for r in args.attention.split(",")) if args.attention else ()
+        model = UNetConfig(image_size=args.size, base_channels=args.base_channels, channel_mults=mults,
+                           num_res_blocks=args.num_res_blocks, attention_resolutions=attn)
     torch.set_num_threads(args.threads) if args.threads else None
-    result = train(cfg, model, args.out, resume=args.resume, device=device, progress=not args.no_progress)
+    result = train(cfg, model, args.out, resume=args.resume, device=device, progress=not args.no_progress,
+                   workers=args.workers, time_budget=args.time_budget * 3600 if args.time_budget else None)
     if world > 1:
         torch.distributed.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
         val = result["val_losses"][-1][1] if result["val_losses"] else float("nan")
+        if not result["finished"]:
+            print(f"stopped at step {result['step']} (time budget); continue with the same command and --resume")
+            return 0
         print(f"trained to step {result['step']}: last loss {result['losses'][-1][1]:.4f}, val loss {val:.4f} -> {args.out}")
     return 0
 
@@ -258,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-val", type=int, default=128)
     t.add_argument("--ellipse-fraction", type=float, default=0.2)
     t.add_argument("--medmnist-root", default=None)
+    t.add_argument("--phantom-version", type=int, default=2, choices=[1, 2], help="phantoms only: 1 piecewise-smooth, 2 CT-realistic")
+    t.add_argument("--init-from", default=None, metavar="PRIOR", help="start from a prior's weights (name or folder); the architecture is the prior's")
+    t.add_argument("--workers", type=int, default=1, help="DataLoader processes that build batches off the training thread (0: none)")
+    t.add_argument("--time-budget", type=float, default=None, metavar="HOURS", help="stop cleanly with a checkpoint after this many hours (--resume continues)")
     t.add_argument("--base-channels", type=int, default=32)
     t.add_argument("--channel-mults", default="1,2,4")
     t.add_argument("--num-res-blocks", type=int, default=1)

@@ -203,3 +203,48 @@ def test_shipped_priors_load_offline_and_denoise(name, size):
             assert err < 0.6 * baseline  # trained weights: far better than the best constant image
     with pytest.raises(DataError, match="no prior folder or shipped prior named 'phantom-99'.*phantom-28.*phantom-64"):
         load_prior("phantom-99")
+
+
+def test_time_budget_stops_with_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
+    """A run cut by --time-budget and resumed equals one uninterrupted run; the batches built by a
+    DataLoader worker (default) equal those built on the training thread (--workers 0)."""
+    from ctflow.cli import main
+
+    torch.set_num_threads(1)
+    try:
+        assert main(_cli(tmp_path / "ref", steps=30, extra=["--workers", "0"])) == 0
+        assert main(_cli(tmp_path / "cut", steps=30, extra=["--time-budget", "1e-7"])) == 0  # stops after step 1
+        st = load_training_checkpoint(latest_checkpoint(tmp_path / "cut" / "checkpoints"))[3]
+        assert st["step"] < 30 and not (tmp_path / "cut" / "prior.json").exists()
+        assert main(_cli(tmp_path / "cut", steps=30, extra=["--resume"])) == 0
+    finally:
+        torch.set_num_threads(2)
+    ref = load_training_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))[3]
+    cut = load_training_checkpoint(latest_checkpoint(tmp_path / "cut" / "checkpoints"))[3]
+    assert [s for s, _ in cut["losses"]] == list(range(1, 31))
+    assert cut["losses"] == ref["losses"]
+    a, b = _weights(tmp_path / "ref"), _weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_from_starts_at_the_priors_weights(tmp_path):
+    from ctflow.priors.train import train
+
+    torch.manual_seed(123)
+    src = UNet(TINY)
+    save_prior(tmp_path / "src", src)
+    cfg = TrainConfig(size=16, batch_size=2, steps=1, lr=1e-9, warmup=1, checkpoint_every=1, val_every=1,
+                      sample_every=100, n_val=2, init_from=str(tmp_path / "src"))
+    torch.set_num_threads(1)
+    try:
+        train(cfg, TINY, tmp_path / "run", progress=False, workers=0)
+    finally:
+        torch.set_num_threads(2)
+    m = load_training_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))[0]
+    ref = src.state_dict()
+    assert all(torch.allclose(m[k], ref[k], atol=1e-6) for k in ref)  # one step at lr 1e-9 barely moves
+    fresh = UNet(TINY).state_dict()  # and a random start would be far from it
+    assert max(float((fresh[k] - ref[k]).abs().max()) for k in ref if ref[k].dtype.is_floating_point) > 0.05
+    other = UNetConfig(image_size=16, base_channels=16, channel_mults=(1, 2))
+    with pytest.raises(ConfigError, match="init_from"):
+        train(cfg, other, tmp_path / "bad", progress=False, workers=0)

@@ -50,6 +50,7 @@ import torch
 from scipy import ndimage
 
 from .._io import atomic_path
+from . import ct_realism
 from ..errors import ShapeError
 from ..phantoms import ellipses_image, random_ellipses
 
@@ -166,6 +167,12 @@ def _check_size(size) -> int:
     if not MIN_SIZE <= int(size) <= MAX_SIZE:
         raise ShapeError(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
     return int(size)
+
+
+def _check_version(version) -> int:
+    if version not in (1, 2):
+        raise ValueError(f"version must be 1 (piecewise-smooth phantoms) or 2 (CT-realistic, phantoms v2), got {version!r}")
+    return int(version)
 
 
 def _check_noise(noise) -> float:
@@ -617,6 +624,25 @@ for _g, (_labels, _, _) in enumerate(_TEXTURE_GROUPS):
     _TEX_OF_LABEL[list(_labels)] = _g
 _TEX_LO = np.array([[g[1][0], g[2][0]] for g in _TEXTURE_GROUPS] + [[0.0, 0.0]])
 _TEX_HI = np.array([[g[1][1], g[2][1]] for g in _TEXTURE_GROUPS] + [[0.0, 0.0]])
+
+
+# phantoms v2: which labels get vessels, septa, marbling, and the fine-texture amplitude (HU) range
+_V2_GROUPS = ct_realism.TissueGroups(
+    vessel_organs=(LIVER, SPLEEN, KIDNEY_R, KIDNEY_L),
+    fat=(SUBFAT, VFAT, RFAT, MEDIASTINUM),
+    muscle=(MUSCLE,),
+    parenchyma_amp={
+        **dict.fromkeys((LIVER, SPLEEN, PANCREAS), (4.0, 12.0)),
+        **dict.fromkeys((KIDNEY_R, KIDNEY_L), (4.0, 10.0)),
+        MUSCLE: (3.0, 9.0),
+        **dict.fromkeys((SUBFAT, VFAT, RFAT, MEDIASTINUM), (4.0, 12.0)),
+        **dict.fromkeys((SPINE, RIB, PELVIS, FEMUR_R, FEMUR_L), (25.0, 70.0)),
+        **dict.fromkeys((BOWEL, STOMACH, HEART, AORTA, IVC, VESSEL, LESION), (2.0, 6.0)),
+        **dict.fromkeys((LUNG_R, LUNG_L), (15.0, 45.0)),
+        CONTENT: (20.0, 60.0),
+    },
+    n_labels=len(TISSUES),
+)
 
 
 def _texture_amplitudes(draw: _Draw) -> tuple[np.ndarray, np.ndarray]:
@@ -1151,12 +1177,18 @@ def _axial_scene(cv: _Canvas, tidx: np.ndarray, rho: np.ndarray, draw: _Draw, le
     return {"level": z, "contrast": hu["contrast"]}
 
 
-def _finish(cv: _Canvas, draw: _Draw, wy, wx, sigma_px: float, noise: float) -> np.ndarray:
-    """Textures, partial-volume blur and noise; returns float32 HU."""
+def _finish(cv: _Canvas, draw: _Draw, wy, wx, sigma_px: float, noise: float, version: int = 1, contrast: bool = False) -> np.ndarray:
+    """Textures, partial-volume blur and noise; returns float32 HU. ``version=2`` adds the
+    structure and reconstruction grain of :mod:`ctflow.data.ct_realism` (v1 output is unchanged)."""
     amp_low, amp_mid = _texture_amplitudes(draw)
     img = cv.hu + amp_low[cv.lab] * _texture(draw, wy[0], wx[0])
     img += amp_mid[cv.lab] * _texture(draw, wy[1], wx[1])
+    if version == 2:
+        rng = np.random.default_rng(draw.rng.integers(0, 2**63 - 1))
+        ct_realism.add_structure(img, cv.lab, rng, cv.px, _V2_GROUPS, contrast)
     img = _blur(img, sigma_px)
+    if version == 2:
+        img = ct_realism.add_recon_grain(img, rng)
     if noise > 0.0:
         img += draw.rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
     return np.ascontiguousarray(img, dtype=np.float32)
@@ -1170,6 +1202,7 @@ def abdomen_slice(
     noise: float = 0.0,
     return_labels: bool = False,
     level: float | None = None,
+    version: int = 1,
 ):
     """One procedural axial abdomen CT slice.
 
@@ -1184,18 +1217,22 @@ def abdomen_slice(
         level: force the slice level in [0, 1] (0: liver dome and lung bases, ~0.4: kidneys and
             pancreas, 1: upper pelvis); ``None`` draws it from the seed. The rest of the anatomy
             still comes from the seed.
+        version: 1 (piecewise-smooth, as before) or 2 (phantoms v2: parenchyma texture, vessels,
+            fat septa, muscle marbling, FBP-like noise grain; see :mod:`ctflow.data.ct_realism`).
+            The anatomy of a seed is the same in both.
 
     Returns:
         float32 ``(size, size)`` image, or ``(image, labels)`` with ``return_labels``.
     """
     size = _check_size(size)
     noise = _check_noise(noise)
+    version = _check_version(version)
     draw = _Draw(np.random.default_rng(seed))
     xs, ys, rho, tidx = _axial_grid(size)
     cv = _Canvas(xs, ys)
-    _axial_scene(cv, tidx, rho, draw, level)
+    facts = _axial_scene(cv, tidx, rho, draw, level)
     rbf = _axial_rbf(size)
-    img = _finish(cv, draw, (rbf[0], rbf[2]), (rbf[1], rbf[3]), draw(0.5, 1.0), noise)
+    img = _finish(cv, draw, (rbf[0], rbf[2]), (rbf[1], rbf[3]), draw(0.5, 1.0), noise, version, facts["contrast"])
     if not hu:
         img = hu_to_window(img)
     return (img, cv.lab) if return_labels else img
@@ -1692,6 +1729,7 @@ def coronal_crop(
     noise: float = 0.0,
     organ: int | None = None,
     return_labels: bool = False,
+    version: int = 1,
 ):
     """A coronal abdomen view cropped around one organ, in the spirit of OrganCMNIST.
 
@@ -1711,6 +1749,7 @@ def coronal_crop(
         hu, noise: as in :func:`abdomen_slice`.
         organ: force the OrganMNIST class (0..10) to centre on; ``None`` picks one uniformly.
         return_labels: also return the crop's tissue label map (values index :data:`TISSUES`).
+        version: 1 or 2 (phantoms v2), as in :func:`abdomen_slice`.
 
     Returns:
         ``(image, label)``: label is the OrganMNIST class of the centred organ (0 bladder,
@@ -1719,6 +1758,7 @@ def coronal_crop(
     """
     size = _check_size(size)
     noise = _check_noise(noise)
+    version = _check_version(version)
     if organ is not None and organ not in _FROM_ORGANMNIST:
         raise ValueError(f"organ must be an OrganMNIST class 0..10, got {organ!r}")
     draw = _Draw(np.random.default_rng(seed))
@@ -1756,11 +1796,11 @@ def coronal_crop(
     xs, ys = _coronal_grid(cxb - side / 2, cyb + side / 2, side, size)
     cv = _Canvas(xs, ys)
     sdraw = _Draw(np.random.default_rng(scene_seed))
-    _coronal_scene(cv, sdraw, depth)
+    facts = _coronal_scene(cv, sdraw, depth)
     wy = tuple(_rbf_matrix(ys, _COR_Y[0] - 0.2, _COR_Y[1] + 0.2, sp) for sp in _TEXTURE_SPACINGS)
     wx = tuple(_rbf_matrix(xs, _COR_X[0] - 0.2, _COR_X[1] + 0.2, sp) for sp in _TEXTURE_SPACINGS)
     sigma = min(2.5, max(sigma_u, res / (side / size)))
-    img = _finish(cv, sdraw, wy, wx, sigma, noise)
+    img = _finish(cv, sdraw, wy, wx, sigma, noise, version, facts["contrast"])
     if not hu:
         img = hu_to_window(img)
     label = _TO_ORGANMNIST[target]
@@ -1781,15 +1821,17 @@ class AbdomenPhantom:
             ``"mixed"`` (axial for even seeds, coronal for odd ones).
         hu: Hounsfield units instead of the [0, 1] window.
         noise: white-noise standard deviation in HU.
+        version: 1 (piecewise-smooth) or 2 (CT-realistic phantoms v2).
 
     ``phantom.generate(seed)`` returns ``(image, label)`` with label -1 for axial slices.
     """
 
     KINDS = ("axial", "coronal", "mixed")
 
-    def __init__(self, size: int = 64, kind: str = "axial", *, hu: bool = False, noise: float = 0.0):
+    def __init__(self, size: int = 64, kind: str = "axial", *, hu: bool = False, noise: float = 0.0, version: int = 1):
         if kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        self.version = _check_version(version)
         self.size = _check_size(size)
         self.kind = kind
         self.hu = bool(hu)
@@ -1802,14 +1844,14 @@ class AbdomenPhantom:
 
     def generate(self, seed: int) -> tuple[np.ndarray, int]:
         if self.kind_of(seed) == "axial":
-            return abdomen_slice(seed, self.size, hu=self.hu, noise=self.noise), -1
-        return coronal_crop(seed, self.size, hu=self.hu, noise=self.noise)
+            return abdomen_slice(seed, self.size, hu=self.hu, noise=self.noise, version=self.version), -1
+        return coronal_crop(seed, self.size, hu=self.hu, noise=self.noise, version=self.version)
 
     def __call__(self, seed: int) -> np.ndarray:
         return self.generate(seed)[0]
 
     def __repr__(self) -> str:
-        return f"AbdomenPhantom(size={self.size}, kind={self.kind!r}, hu={self.hu}, noise={self.noise})"
+        return f"AbdomenPhantom(size={self.size}, kind={self.kind!r}, hu={self.hu}, noise={self.noise}, version={self.version})"
 
 
 def _ellipse_image(seed: int, size: int) -> np.ndarray:
@@ -1845,6 +1887,7 @@ class AbdomenPhantomDataset(torch.utils.data.Dataset):
             index: item ``i`` is an ellipse image when ``floor((i + 1) f) > floor(i f)``, which spreads
             them evenly (exactly ``floor(n f)`` of them).
         transform: optional callable applied to the image tensor.
+        version: phantom generation 1 or 2 (:class:`AbdomenPhantom`).
     """
 
     def __init__(
@@ -1855,6 +1898,7 @@ class AbdomenPhantomDataset(torch.utils.data.Dataset):
         kind: str = "axial",
         ellipse_fraction: float = 0.0,
         transform: Callable | None = None,
+        version: int = 1,
     ):
         if int(n) < 0:
             raise ValueError(f"n must be >= 0, got {n}")
@@ -1864,7 +1908,7 @@ class AbdomenPhantomDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.ellipse_fraction = float(ellipse_fraction)
         self.transform = transform
-        self.phantom = AbdomenPhantom(size, kind)
+        self.phantom = AbdomenPhantom(size, kind, version=version)
         self.size = self.phantom.size
         self.kind = kind
 

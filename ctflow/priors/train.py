@@ -8,6 +8,12 @@ warm-up and cosine decay, EMA weights, gradient clipping, uniform or logit-norma
 checkpoint sees exactly the batches an uninterrupted run would; with model, EMA and AdamW state
 restored it continues bit-for-bit on the same machine.
 
+**Filling the time.** Batches are built off the training thread by a DataLoader worker process
+(``workers=1``; each item is the whole batch of one step, so the order does not depend on the worker
+count); ``init_from`` starts the network and its EMA from a shipped prior instead of random weights;
+``time_budget`` stops cleanly (checkpoint written) after that many seconds, and ``--resume``
+continues from there. The CLI adds ``--threads`` so that a long run can share the machine.
+
 **Data parallel.** Under ``torchrun --nproc_per_node=N`` (gloo on CPU, nccl on GPU) each rank takes
 its slice of the same global batch and DDP averages the gradients, so N processes with batch B/N
 each match one process with batch B. Only rank 0 writes checkpoints, samples and logs.
@@ -66,6 +72,8 @@ class TrainConfig:
     n_val: int = 128
     ellipse_fraction: float = 0.2  # phantoms only: share of random-ellipse images
     phantom_kind: str = "mixed"  # phantoms only: axial / coronal / mixed
+    phantom_version: int = 1  # phantoms only: 1 piecewise-smooth, 2 CT-realistic (ctflow.data.ct_realism)
+    init_from: str | None = None  # a prior (name or folder) whose weights start the run
     medmnist_root: str | None = None
 
     def __post_init__(self):
@@ -74,6 +82,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "checkpoint_every", "size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.phantom_version not in (1, 2):
+            raise ConfigError(f"TrainConfig.phantom_version must be 1 or 2, got {self.phantom_version!r}")
         if not (0.0 <= self.ema_decay < 1.0) or self.lr <= 0:
             raise ConfigError("TrainConfig: need 0 ≤ ema_decay < 1 and lr > 0")
 
@@ -93,8 +103,9 @@ class ImageSource:
         if cfg.data == "phantoms":
             from ..data.abdomen import AbdomenPhantomDataset
 
-            self._train = AbdomenPhantomDataset(2**40, size=cfg.size, seed=cfg.seed, kind=cfg.phantom_kind, ellipse_fraction=cfg.ellipse_fraction)
-            val = AbdomenPhantomDataset(cfg.n_val, size=cfg.size, seed=cfg.seed + 7919, kind=cfg.phantom_kind, ellipse_fraction=cfg.ellipse_fraction)
+            common = {"size": cfg.size, "kind": cfg.phantom_kind, "ellipse_fraction": cfg.ellipse_fraction, "version": cfg.phantom_version}
+            self._train = AbdomenPhantomDataset(2**40, seed=cfg.seed, **common)
+            val = AbdomenPhantomDataset(cfg.n_val, seed=cfg.seed + 7919, **common)
             self.val = torch.stack([val[i][0] for i in range(len(val))])
             self._array = None
         else:
@@ -132,6 +143,23 @@ class ImageSource:
                 epoch_perm[e] = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + e))
             out.append(self._array[epoch_perm[e][i % n]])
         return torch.stack(out)
+
+
+class StepBatches(torch.utils.data.IterableDataset):
+    """The data batches of steps ``start .. stop-1`` for one rank, in step order (one item per step).
+
+    Iterated by a DataLoader worker, so the next batches are generated while the network trains on
+    the current one; the content of step ``s`` depends only on ``(seed, s)``, never on the workers.
+    """
+
+    def __init__(self, data: ImageSource, start: int, stop: int, batch_size: int, lo: int, local: int):
+        self.data, self.start, self.stop = data, start, stop
+        self.batch_size, self.lo, self.local = batch_size, lo, local
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            first = step * self.batch_size + self.lo
+            yield self.data.batch(list(range(first, first + self.local)))
 
 
 def sample_times(n: int, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
@@ -212,12 +240,20 @@ def train(
     resume: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    workers: int = 1,
+    time_budget: float | None = None,
 ) -> dict:
-    """Train (or resume) and return the final state dict (step, losses, val losses).
+    """Train (or resume) and return the final state dict (step, losses, val losses, finished).
 
     ``out`` receives ``checkpoints/`` (training state), ``samples/`` (PNG grids), ``log.jsonl`` and,
-    at the end, the exported prior (``prior.safetensors`` + ``prior.json``).
+    at the end, the exported prior (``prior.safetensors`` + ``prior.json``). ``workers`` DataLoader
+    processes build the batches (0: on the training thread). ``time_budget`` (seconds): stop after
+    the first step past it, write a checkpoint, and return with ``finished=False`` (no prior export).
     """
+    if time_budget is not None and not (math.isfinite(time_budget) and time_budget > 0):
+        raise ConfigError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
+    if workers < 0:
+        raise ConfigError(f"workers must be >= 0, got {workers}")
     if model_cfg.image_size != cfg.size or model_cfg.in_channels != 1:
         raise ConfigError(f"model image_size {model_cfg.image_size} does not match the data size {cfg.size}")
     rank, world = _dist_info()
@@ -228,6 +264,14 @@ def train(
     ck_dir = out / "checkpoints"
     dev = torch.device(device)
     net = UNet(model_cfg).to(dev)
+    if cfg.init_from is not None and not (resume and latest_checkpoint(ck_dir) is not None):
+        from . import prior_folder
+        from .checkpoint import load_prior_folder
+
+        init_net, _ = load_prior_folder(prior_folder(cfg.init_from))
+        if init_net.config.to_dict() != model_cfg.to_dict():
+            raise ConfigError(f"init_from {cfg.init_from!r} has model config {init_net.config.to_dict()}, not {model_cfg.to_dict()}")
+        net.load_state_dict(init_net.state_dict())
     ema = UNet(model_cfg).to(dev)
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False)
@@ -242,7 +286,8 @@ def train(
         saved = {"train": st.get("train"), "model": st.get("model")}
         if saved["model"] != model_cfg.to_dict():
             raise ConfigError(f"{last}: the checkpoint was trained with model config {saved['model']}, not {model_cfg.to_dict()}")
-        if saved["train"] != dataclasses.asdict(cfg) | {"steps": saved["train"]["steps"]}:
+        defaults = dataclasses.asdict(TrainConfig())  # fields added since the checkpoint take their defaults
+        if defaults | saved["train"] != dataclasses.asdict(cfg) | {"steps": saved["train"]["steps"]}:
             raise ConfigError(f"{last}: the checkpoint's training config differs from this run's (only --steps may change)")
         load_state_dict_checked(net, m, str(last / "model.safetensors"))
         load_state_dict_checked(ema, e, str(last / "ema.safetensors"))
@@ -260,13 +305,18 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0, desc="train")
+    batches = torch.utils.data.DataLoader(
+        StepBatches(data, start, cfg.steps, cfg.batch_size, rank * local, local),
+        batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
     t0 = time.perf_counter()
-    for step in bar:
+    finished = True
+    for step, x1 in zip(bar, batches):
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
         lo = rank * local
-        idx = [step * cfg.batch_size + lo + j for j in range(local)]
-        x1 = data.batch(idx).to(dev)
+        x1 = x1.to(dev)
         x0, t = step_noise(cfg, step, shape)
         loss = fm_loss(model, x1, x0[lo : lo + local].to(dev), t[lo : lo + local].to(dev))
         opt.zero_grad(set_to_none=True)
@@ -293,7 +343,8 @@ def train(
             if done % cfg.sample_every == 0 or done == cfg.steps:
                 write_sample_grid(ema.cpu(), out / "samples" / f"step-{done:07d}.png", cfg, data.val)
                 ema.to(dev)
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            over = time_budget is not None and time.perf_counter() - t0 >= time_budget
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or over:
                 save_training_checkpoint(
                     ck_dir, done, net, ema, opt,
                     {"train": dataclasses.asdict(cfg), "model": model_cfg.to_dict(), **state},
@@ -301,6 +352,20 @@ def train(
                 with open(log, "a") as f:
                     f.write(json.dumps({"step": done, "loss": float(lval), "val": state["val_losses"][-1:] or None,
                                         "seconds": round(time.perf_counter() - t0, 2)}) + "\n")
+        if time_budget is not None and world > 1:  # every rank stops at the same step
+            flag = torch.tensor([float(time.perf_counter() - t0 >= time_budget)], device=dev)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            over = bool(flag.item())
+        elif time_budget is not None:
+            over = time.perf_counter() - t0 >= time_budget
+        if time_budget is not None and over and done < cfg.steps:
+            finished = False
+            if rank == 0:
+                print(f"time budget of {time_budget:.0f} s reached at step {done}; resume with --resume")
+            break
+    bar.close()
+    if not finished:
+        return {"step": done, "finished": False, **state}
     if rank == 0:
         card = {
             "training": dataclasses.asdict(cfg),
@@ -309,4 +374,4 @@ def train(
             "final_val_loss": state["val_losses"][-1][1] if state["val_losses"] else None,
         }
         save_prior(out, ema.cpu(), card)
-    return {"step": cfg.steps, **state}
+    return {"step": cfg.steps, "finished": True, **state}
