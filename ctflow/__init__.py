@@ -1,36 +1,49 @@
 """ctflow: sparse-angle CT reconstruction with flow-matching priors.
 
-Floors: :mod:`ctflow.geometry` → :mod:`ctflow.operators` (ray transform, FBP) → priors → solvers →
-I/O and CLI. The names below are the stable API.
+Floors, imports running only down: :mod:`ctflow.geometry` → :mod:`ctflow.operators` (ray transform,
+FBP) → :mod:`ctflow.priors` → :mod:`ctflow.solvers` → :mod:`ctflow.io` and the CLI. The names below
+are the stable API; they are imported on first use, so ``import ctflow.io`` (reading a DICOM file)
+does not load torch's solvers and priors.
 """
 
-from . import metrics, noise, phantoms
+from __future__ import annotations
+
+import importlib
+
+from ._version import __version__
 from .errors import CTFlowError, GeometryError, NonFiniteError, ShapeError
-from .geometry import FanBeamGeometry, ParallelBeamGeometry, geometry_from_dict, list_geometries, load_geometry
-from .operators import RayTransform, fbp
-from .priors import load_prior
-from .solvers import Reconstruction, get_solver, list_methods, reconstruct
 
-__version__ = "0.1.0"
+# public name -> module that defines it
+_LAZY = {
+    "metrics": "ctflow.metrics",
+    "noise": "ctflow.noise",
+    "phantoms": "ctflow.phantoms",
+    "FanBeamGeometry": "ctflow.geometry",
+    "ParallelBeamGeometry": "ctflow.geometry",
+    "geometry_from_dict": "ctflow.geometry",
+    "list_geometries": "ctflow.geometry",
+    "load_geometry": "ctflow.geometry",
+    "RayTransform": "ctflow.operators",
+    "fbp": "ctflow.operators",
+    "load_prior": "ctflow.priors",
+    "Reconstruction": "ctflow.solvers",
+    "get_solver": "ctflow.solvers",
+    "list_methods": "ctflow.solvers",
+    "reconstruct": "ctflow.solvers",
+}
 
-__all__ = [
-    "CTFlowError",
-    "FanBeamGeometry",
-    "GeometryError",
-    "NonFiniteError",
-    "ParallelBeamGeometry",
-    "RayTransform",
-    "Reconstruction",
-    "ShapeError",
-    "fbp",
-    "geometry_from_dict",
-    "get_solver",
-    "list_methods",
-    "load_prior",
-    "list_geometries",
-    "load_geometry",
-    "metrics",
-    "noise",
-    "phantoms",
-    "reconstruct",
-]
+__all__ = ["CTFlowError", "GeometryError", "NonFiniteError", "ShapeError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ctflow' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -186,7 +186,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import astra
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     print(f"ctflow {__version__}")
     print(f"torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})")

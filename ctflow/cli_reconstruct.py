@@ -130,7 +130,7 @@ def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> li
     ``<stem>_std.<ext>`` (``.npy`` for DICOM outputs)."""
     import numpy as np
 
-    from ._io import atomic_path
+    from .files import atomic_path
     from .io import write_dicom_image, write_image_h5, write_png_preview
 
     def write(p: Path, img: np.ndarray, method: str, is_std: bool) -> Path:

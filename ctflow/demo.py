@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from ._io import atomic_path, write_text_atomic
+from .files import atomic_path, write_text_atomic
 from .geometry import load_geometry
 from .noise import GaussianNoise
 from .operators import fbp

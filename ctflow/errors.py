@@ -24,6 +24,10 @@ class NonFiniteError(CTFlowError, ValueError):
     """An input contains NaN or Inf values."""
 
 
+class ConfigError(CTFlowError, ValueError):
+    """A configuration (model, training run, solver options) is invalid."""
+
+
 class BackendError(CTFlowError, RuntimeError):
     """A projector backend cannot run the requested operation (projector type, device)."""
 

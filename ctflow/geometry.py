@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
-from ._io import write_text_atomic
+from .files import write_text_atomic
 from .errors import DetectorCoverageWarning, GeometryError
 
 __all__ = [

@@ -167,7 +167,7 @@ def memory_study(steps, solvers=("msflow", "dflow", "msflow-vjp"), segments: int
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -224,7 +224,7 @@ def plot(rows: list[dict], path: Path, kind: str, title: str = "Peak memory vs. 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, style in (("dflow", "o-"), ("msflow", "s-"), ("msflow-vjp", "^--")):

@@ -63,7 +63,7 @@ def select_methods(spec: str | None) -> list[tuple[str, str, dict]]:
     known = {m[0] for m in METHODS} | {m[1] for m in METHODS}
     unknown = [w for w in want if w not in known]
     if unknown:
-        from ..priors.unet import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"unknown method(s) {unknown} in --methods; choose from {sorted({m[1] for m in METHODS})} "
                           f"or the labels {[m[0] for m in METHODS]}")
@@ -151,7 +151,7 @@ def targets(rows: list[dict]) -> list[str]:
 
 
 def write_csv(path: Path, rows: list[dict], extra_keys: tuple[str, ...] = ()) -> None:
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     keys = list(extra_keys) + CSV_KEYS
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -229,7 +229,7 @@ def plot_examples(path: Path, truth: np.ndarray, images: dict[str, np.ndarray], 
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
@@ -237,7 +237,7 @@ def _save(fig, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from .. import __version__
+    from .._version import __version__
     from ..evaluation import NoiseSetting, eval_images
     from ..priors import load_prior
 
@@ -286,7 +286,7 @@ def main(argv=None) -> int:
         f"- prior: {args.prior} ({prior.image_size}²); evaluation set: {args.eval_set}, {args.n_images} images; "
         f"seed {args.seed}; total {time.perf_counter() - t_start:.0f} s", "",
     ] + markdown_tables(rows)
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(out / "quality.md") as tmp:
         Path(tmp).write_text("\n".join(lines))

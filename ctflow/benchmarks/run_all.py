@@ -109,7 +109,7 @@ def run(cfg: BenchmarkConfig, out: Path, log=print) -> dict:
     torch.set_num_threads(cfg.threads)
     unknown = [s for s in cfg.suites if s not in SUITES]
     if unknown:
-        from ..priors.unet import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
     record = {"config": _jsonable(dataclasses.asdict(cfg)), "command": _command_line(), "started": _now(),
@@ -320,7 +320,7 @@ def summary(record: dict, qrows: list[dict], mrows: list[dict]) -> list[str]:
 def update_readme(out: Path, readme: Path) -> Path:
     """Splice ``out/readme_results.md`` into ``readme`` between the markers and copy the figures, CSVs
     and summary to ``docs/results/`` beside it. Returns the docs folder."""
-    from .._io import atomic_path
+    from ..files import atomic_path
     from ..errors import DataError
 
     out, readme = Path(out), Path(readme)
@@ -352,7 +352,7 @@ def environment(cfg: BenchmarkConfig) -> dict:
     import astra
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     gpu = None
     if torch.cuda.is_available():
@@ -401,7 +401,7 @@ def _prior_record(name: str, prior) -> dict:
 
 def _save_examples(path: Path, truth: np.ndarray, images: dict[str, np.ndarray], angles: int,
                    indices: list[int]) -> None:
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     arrays = {f"image_{i}": np.asarray(im, dtype=np.float32) for i, im in enumerate(images.values())}
     with atomic_path(path) as tmp:
@@ -410,7 +410,7 @@ def _save_examples(path: Path, truth: np.ndarray, images: dict[str, np.ndarray],
 
 
 def _write_text(path: Path, text: str) -> None:
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
@@ -474,7 +474,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    from ..priors.unet import ConfigError
+    from ..errors import ConfigError
 
     if args.report:
         out = Path(args.report)

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .._io import atomic_path
+from ..files import atomic_path
 from . import ct_realism
 from ..errors import ShapeError
 from ..phantoms import ellipses_image, random_ellipses

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._io import atomic_path
+from ..files import atomic_path
 from ..errors import DataError
 
 __all__ = [

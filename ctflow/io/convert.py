@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from ..files import atomic_path
 from ..errors import DataError
 from ..geometry import FanBeamGeometry, Geometry
 

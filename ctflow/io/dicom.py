@@ -29,7 +29,7 @@ Real scanner files may use a mirrored frame or rotate the other way; their φ₀
 (flip or negate the returned angles if reconstructions come out mirrored).
 
 Every reader raises :class:`~ctflow.errors.DataError` naming the offending file, and every writer
-goes through :func:`ctflow._io.atomic_path`, so a failed write never leaves a partial file.
+goes through :func:`ctflow.files.atomic_path`, so a failed write never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
+from ..files import atomic_path
 from ..errors import DataError, GeometryError, NonFiniteError, ShapeError
 from ..geometry import FanBeamGeometry
 
@@ -194,9 +194,9 @@ def _ds_str(value: float) -> str:
 
 
 def _ctflow_version() -> str:
-    import ctflow
+    from .._version import __version__
 
-    return str(getattr(ctflow, "__version__", "unknown"))
+    return __version__
 
 
 def _list_inputs(source: str | os.PathLike | Iterable, what: str) -> tuple[list[Path], str]:

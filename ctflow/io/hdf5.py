@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_path
+from ..files import atomic_path
 from ..errors import CTFlowError, DataError, GeometryError, NonFiniteError, ShapeError
 from ..geometry import Geometry, geometry_from_dict, load_geometry
 
@@ -93,7 +93,7 @@ def _h5py():
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from ..files import atomic_path
 from ..geometry import Geometry
 from .astra_backend import ASTRA_LOCK, astra_projector_type, astra_sinogram_shape
 

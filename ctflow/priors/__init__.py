@@ -1,7 +1,8 @@
 """Flow-matching priors: the velocity-model contract, networks, exact Gaussian priors, ODE solvers."""
 
 from .ode import NFE_PER_STEP, odeint, sample_euler, sample_heun, sample_midpoint, sample_rk4, time_grid
-from .unet import ConfigError, UNet, UNetConfig
+from ..errors import ConfigError
+from .unet import UNet, UNetConfig
 from .velocity import DiffusersVelocity, GaussianMixturePrior, GaussianPrior, NetworkPrior, VelocityModel, as_velocity
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
 PRIOR_ALIASES = {"default": "phantom-64"}
 
 
-def prior_folder(name_or_path) -> "Path":
+def prior_folder(name_or_path) -> "Path":  # noqa: F821  (pathlib imported lazily)
     """The folder of a prior: ``name_or_path`` itself if it is a folder, else the shipped prior of that
     name (or alias, e.g. ``default``) in ``data/priors/``."""
     from pathlib import Path

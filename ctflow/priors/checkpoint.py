@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
-from .._io import write_text_atomic
+from ..files import write_text_atomic
 from ..errors import DataError
-from .unet import ConfigError, UNet, UNetConfig
+from ..errors import ConfigError
+from .unet import UNet, UNetConfig
 
 LATEST = "latest.json"
 
@@ -160,7 +161,7 @@ def save_prior(folder: str | os.PathLike, model: UNet, card: dict | None = None)
     """Export inference weights: ``prior.safetensors`` + ``prior.json`` (config + data card)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     with atomic_path(folder / "prior.safetensors") as tmp:
         _save_tensors(model.state_dict(), tmp)

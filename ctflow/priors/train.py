@@ -44,7 +44,8 @@ from .checkpoint import (
     save_training_checkpoint,
 )
 from .ode import odeint
-from .unet import ConfigError, UNet, UNetConfig, config_from_dict
+from ..errors import ConfigError
+from .unet import UNet, UNetConfig, config_from_dict
 from .velocity import VelocityModel
 
 
@@ -205,7 +206,7 @@ def write_sample_grid(net, path: Path, cfg: TrainConfig, real: torch.Tensor, n: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .._io import atomic_path
+    from ..files import atomic_path
 
     n = min(n, real.shape[0])
     g = torch.Generator().manual_seed(0)

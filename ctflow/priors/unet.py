@@ -17,11 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import CTFlowError
-
-
-class ConfigError(CTFlowError, ValueError):
-    """A model or training configuration is invalid."""
+from ..errors import ConfigError
 
 
 def config_from_dict(cls, d: dict):

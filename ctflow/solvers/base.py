@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import CTFlowError, NonFiniteError, ShapeError
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "Reconstruction",

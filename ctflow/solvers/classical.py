@@ -33,7 +33,7 @@ import dataclasses
 
 import torch
 
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from .base import SolveContext, Solver, SolverOptions, check_bool, check_integer, check_positive, register
 from .common import bdot, operator_norm_sq
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from ..files import atomic_path
 from ..errors import CTFlowError
 
 
@@ -313,6 +312,3 @@ def chi_norm_mean(d: int) -> float:
     """E‖z‖ for z ~ N(0, I_d) (≈ √(d − ½))."""
     return math.sqrt(2.0) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

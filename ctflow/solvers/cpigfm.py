@@ -59,7 +59,7 @@ import math
 import numpy as np
 import torch
 
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from .base import (
     SolveContext,
     Solver,

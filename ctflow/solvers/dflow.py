@@ -37,7 +37,7 @@ import math
 import torch
 
 from ..priors.ode import NFE_PER_STEP, ode_step, time_grid
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from . import common
 from .base import SolveContext, Solver, SolverOptions, check_choice, check_interval, check_positive, register
 

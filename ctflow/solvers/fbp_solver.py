@@ -18,7 +18,7 @@ class FBPOptions(SolverOptions):
         super().__post_init__()
         check_choice(self, "filter", FILTERS)
         if not 0.0 < self.frequency_scaling <= 1.0:
-            from ..priors.unet import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(f"option frequency_scaling={self.frequency_scaling} must be in (0, 1]")
 

@@ -93,7 +93,7 @@ import dataclasses
 import torch
 
 from ..priors.ode import NFE_PER_STEP
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from . import common
 from .base import SolveContext, Solver, SolverOptions, check_choice, check_interval, check_positive, register
 from .dflow import (

@@ -34,7 +34,7 @@ import dataclasses
 import math
 
 from ..priors.ode import time_grid
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from ._guidance import INIT_CHOICES, SampleNoise, flow_init, noise_std_per_sample, velocity_with_graph, vjp
 from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, register
 from .common import cg

@@ -30,7 +30,7 @@ import dataclasses
 
 import torch
 
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from .base import SolveContext, Solver, SolverOptions, check_integer, check_interval, check_positive, check_unit_interval, register
 from ._guidance import velocity_with_graph, vjp
 from .common import pseudo_inverse

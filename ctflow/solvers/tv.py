@@ -38,7 +38,7 @@ import math
 
 import torch
 
-from ..priors.unet import ConfigError
+from ..errors import ConfigError
 from .base import SolveContext, Solver, SolverOptions, check_bool, check_integer, check_positive, register
 from .classical import _start
 from .common import div2d, grad2d, operator_norm_sq

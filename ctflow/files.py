@@ -1,4 +1,4 @@
-"""Small file helpers shared by every writer: atomic writes (temp file + rename)."""
+"""File helpers shared by every writer: atomic writes (temp file + rename)."""
 
 from __future__ import annotations
 
