@@ -112,7 +112,7 @@ def main() -> None:
     if args.json:
         from pathlib import Path
 
-        from ctflow._io import write_text_atomic
+        from ctflow.files import write_text_atomic
 
         write_text_atomic(Path(args.json), json.dumps(results, indent=1))
 
