@@ -326,14 +326,14 @@ def test_write_phantom_npz_failure_leaves_nothing(tmp_path):
 
 
 def test_write_phantom_npz_interrupted_write(tmp_path, monkeypatch):
-    from ctflow.data import abdomen
+    from ctflow.data.abdomen import dataset
 
     def broken_savez(file, **arrays):
         with open(file, "wb") as fh:
             fh.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(abdomen.np, "savez_compressed", broken_savez)
+    monkeypatch.setattr(dataset.np, "savez_compressed", broken_savez)
     target = tmp_path / "x.npz"
     with pytest.raises(OSError):
         write_phantom_npz(target, 2, 1, 1, size=16)

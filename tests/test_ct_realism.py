@@ -1,4 +1,4 @@
-"""Phantoms v2 (ctflow.data.ct_realism): same anatomy as v1, more fine structure, FBP-shaped grain."""
+"""Phantoms v2 (ctflow.data.abdomen.texture): same anatomy as v1, more fine structure, FBP-shaped grain."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ctflow.data import ct_realism
-from ctflow.data.abdomen import LABELS, AbdomenPhantom, abdomen_slice, coronal_crop
+from ctflow.data.abdomen import LABELS, AbdomenPhantom, abdomen_slice, coronal_crop, texture
 
 
 def test_v2_keeps_the_anatomy_of_v1_and_is_deterministic():
@@ -46,7 +45,7 @@ def test_segment_coverage_matches_the_distance_to_the_segment():
     cols = np.array([15, 15, 15, 15, 27, 30], np.float32)
     d = np.array([0.0, 1.0, 2.0, 3.0, 2.0, 5.0])  # perpendicular / beyond-the-end distances
     expected = np.clip(1.0 + 0.5 - d, 0, 1)
-    np.testing.assert_allclose(ct_realism._segment_coverage(rows, cols, seg), expected, atol=1e-6)
+    np.testing.assert_allclose(texture._segment_coverage(rows, cols, seg), expected, atol=1e-6)
 
 
 def test_recon_grain_has_the_ramp_spectrum_of_fbp_noise():
@@ -55,7 +54,7 @@ def test_recon_grain_has_the_ramp_spectrum_of_fbp_noise():
     n = 128
     acc = np.zeros((n, n))
     for _ in range(40):
-        g = ct_realism.add_recon_grain(np.zeros((n, n), np.float32), rng, probability=1.0, sigma_hu=(1.0, 1.0))
+        g = texture.add_recon_grain(np.zeros((n, n), np.float32), rng, probability=1.0, sigma_hu=(1.0, 1.0))
         acc += np.abs(np.fft.fft2(g)) ** 2
     f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
     low = acc[(f > 0.04) & (f < 0.06)].mean()

@@ -23,21 +23,21 @@ from .medmnist import (
 )
 
 __all__ = [
-    "AbdomenPhantom",
-    "AbdomenPhantomDataset",
-    "abdomen_slice",
-    "coronal_crop",
-    "hu_to_window",
-    "write_phantom_npz",
     "MEDMNIST_FILES",
     "MEDMNIST_FLAGS",
     "MEDMNIST_LABELS",
     "MEDMNIST_SIZES",
     "MEDMNIST_SPLITS",
+    "AbdomenPhantom",
+    "AbdomenPhantomDataset",
     "MedMNISTDataset",
+    "abdomen_slice",
+    "coronal_crop",
     "download_medmnist",
+    "hu_to_window",
     "load_medmnist",
     "locate_medmnist",
     "medmnist_root",
     "verify_medmnist_file",
+    "write_phantom_npz",
 ]

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..files import atomic_path
 from ..errors import DataError
+from ..files import atomic_path
 
 __all__ = [
     "MEDMNIST_BASE_URL",

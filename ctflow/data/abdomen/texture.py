@@ -1,9 +1,13 @@
-r"""Phantoms v2: what makes a procedural slice look like *reconstructed* CT rather than a cartoon.
+r"""Texture, partial-volume blur and noise: what turns a drawn canvas into a CT-like image.
 
-Phantoms v1 are piecewise smooth: flat organs with low-frequency shading and blurred edges, the
-images total variation is built for. Reconstructed CT (what OrganCMNIST crops are) has, on top of
-that, structure at the scale of one to three pixels. This module adds it, on the HU canvas and its
-tissue label map, in five vectorised steps that depend only on the random generator they are given:
+:func:`_finish` runs the same steps for both views. Phantoms v1 add two smooth random texture
+fields (organ-scale shading and mottling, per-tissue amplitudes from :mod:`.tissues`), blur with a
+Gaussian of sigma 0.5 to 1 pixel (a partial-volume stand-in) and add optional white noise: the
+result is piecewise smooth, the images total variation is built for.
+
+Phantoms v2 (``version=2``): reconstructed CT (what OrganCMNIST crops are) has, on top of that,
+structure at the scale of one to three pixels. It is added on the HU canvas and its tissue label
+map, in five vectorised steps that depend only on the random generator they are given:
 
 1. **Parenchyma texture**: white noise blurred with a Gaussian of :math:`\sigma \approx 1` pixel
    (at least 0.8 mm), scaled per tissue (liver, spleen, kidney, pancreas, muscle, fat, bone).
@@ -15,7 +19,7 @@ tissue label map, in five vectorised steps that depend only on the random genera
 3. **Fat heterogeneity**: thin fibrous septa (+20..+70 HU, sub-pixel width, so diluted by coverage)
    in subcutaneous, visceral and retroperitoneal fat; **muscle marbling**: intramuscular fat where a
    fine random field exceeds a threshold.
-4. (the caller's partial-volume blur of :math:`\sigma` 0.5-1 pixel, unchanged from v1)
+4. (the partial-volume blur of :math:`\sigma` 0.5-1 pixel, unchanged from v1)
 5. **Reconstruction noise grain**: white noise shaped like filtered back-projection noise, whose
    power spectrum grows like :math:`|f|` up to an apodised cut-off,
    :math:`\hat n(f) = \hat w(f)\,\sqrt{|f|}\,\tfrac12(1 + \cos(\pi |f| / f_c))`, normalised to unit
@@ -32,7 +36,59 @@ import math
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["TissueGroups", "add_structure", "add_recon_grain"]
+from .canvas import _blur, _Canvas, _Draw
+from .tissues import (
+    AORTA,
+    BOWEL,
+    CONTENT,
+    FEMUR_L,
+    FEMUR_R,
+    HEART,
+    IVC,
+    KIDNEY_L,
+    KIDNEY_R,
+    LESION,
+    LIVER,
+    LUNG_L,
+    LUNG_R,
+    MEDIASTINUM,
+    MUSCLE,
+    PANCREAS,
+    PELVIS,
+    RFAT,
+    RIB,
+    SPINE,
+    SPLEEN,
+    STOMACH,
+    SUBFAT,
+    TISSUES,
+    VESSEL,
+    VFAT,
+    _texture_amplitudes,
+)
+
+__all__ = ["TissueGroups", "add_recon_grain", "add_structure"]
+
+# --------------------------------------------------------------------------------------------------
+# Phantoms v1: smooth texture fields
+# --------------------------------------------------------------------------------------------------
+
+# two smooth texture fields: "low" (organ-scale shading) and "mid" (lobulation, mottling)
+_TEXTURE_SPACINGS = (0.3, 0.09)
+# with width = spacing, the squared Gaussian-RBF weights sum to about sqrt(pi) per axis, so the
+# field's variance is about pi: dividing by sqrt(pi) gives unit variance
+_RBF_NORM = np.float32(1.0 / math.sqrt(math.pi))
+
+
+def _texture(draw: _Draw, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
+    """A unit-variance smooth random field ``wy @ G @ wx.T`` (G: i.i.d. normal coefficients)."""
+    g = draw.rng.standard_normal((wy.shape[1], wx.shape[1]), dtype=np.float32)
+    return (wy @ g @ wx.T) * _RBF_NORM
+
+
+# --------------------------------------------------------------------------------------------------
+# Phantoms v2: parenchyma texture, vessel trees, fat septa, muscle marbling, reconstruction grain
+# --------------------------------------------------------------------------------------------------
 
 
 class TissueGroups:
@@ -105,7 +161,9 @@ def _smooth_noise(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarra
     return f / max(float(f.std()), 1e-6)
 
 
-def add_structure(hu: np.ndarray, lab: np.ndarray, rng: np.random.Generator, px: float, groups: TissueGroups, contrast: bool) -> None:
+def add_structure(
+    hu: np.ndarray, lab: np.ndarray, rng: np.random.Generator, px: float, groups: TissueGroups, contrast: bool
+) -> None:
     """Steps 1-3 in place on the HU canvas ``hu`` with labels ``lab``; ``px`` is the pixel size in
     world units (1 unit ≈ 200 mm)."""
     mm = px * 200.0  # pixel size in mm
@@ -158,7 +216,9 @@ def add_structure(hu: np.ndarray, lab: np.ndarray, rng: np.random.Generator, px:
         hu -= np.where(muscle, w * np.float32(rng.uniform(30.0, 100.0)), np.float32(0.0))
 
 
-def add_recon_grain(hu: np.ndarray, rng: np.random.Generator, probability: float = 0.85, sigma_hu=(2.0, 15.0)) -> np.ndarray:
+def add_recon_grain(
+    hu: np.ndarray, rng: np.random.Generator, probability: float = 0.85, sigma_hu=(2.0, 15.0)
+) -> np.ndarray:
     """Step 5: FBP-like noise grain (power ∝ |f| up to an apodised cut-off); returns a new array."""
     if rng.random() >= probability:
         return hu
@@ -172,3 +232,52 @@ def add_recon_grain(hu: np.ndarray, rng: np.random.Generator, probability: float
     n = np.fft.irfft2(white * shape, s=(ny, nx))
     n /= max(float(n.std()), 1e-12)
     return (hu + n.astype(np.float32) * np.float32(rng.uniform(*sigma_hu))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Both: the finishing steps of a drawn canvas
+# --------------------------------------------------------------------------------------------------
+
+# phantoms v2: which labels get vessels, septa, marbling, and the fine-texture amplitude (HU) range
+_V2_GROUPS = TissueGroups(
+    vessel_organs=(LIVER, SPLEEN, KIDNEY_R, KIDNEY_L),
+    fat=(SUBFAT, VFAT, RFAT, MEDIASTINUM),
+    muscle=(MUSCLE,),
+    parenchyma_amp={
+        **dict.fromkeys((LIVER, SPLEEN, PANCREAS), (4.0, 12.0)),
+        **dict.fromkeys((KIDNEY_R, KIDNEY_L), (4.0, 10.0)),
+        MUSCLE: (3.0, 9.0),
+        **dict.fromkeys((SUBFAT, VFAT, RFAT, MEDIASTINUM), (4.0, 12.0)),
+        **dict.fromkeys((SPINE, RIB, PELVIS, FEMUR_R, FEMUR_L), (25.0, 70.0)),
+        **dict.fromkeys((BOWEL, STOMACH, HEART, AORTA, IVC, VESSEL, LESION), (2.0, 6.0)),
+        **dict.fromkeys((LUNG_R, LUNG_L), (15.0, 45.0)),
+        CONTENT: (20.0, 60.0),
+    },
+    n_labels=len(TISSUES),
+)
+
+
+#: phantoms v2 blur less than v1 (partial volume of σ ≈ 0.35-0.7 pixel instead of 0.5-1): with v1's blur,
+#: the phantoms had 4-7x less power near Nyquist than real slices (docs/phantom_realism.md)
+V2_BLUR_SCALE = 0.7
+#: standard deviation range (HU) of the FBP-like grain of phantoms v2
+V2_GRAIN_HU = (3.0, 15.0)
+
+
+def _finish(
+    cv: _Canvas, draw: _Draw, wy, wx, sigma_px: float, noise: float, version: int = 1, contrast: bool = False
+) -> np.ndarray:
+    """Textures, partial-volume blur and noise; returns float32 HU. ``version=2`` adds the
+    structure (steps 1-3) and reconstruction grain (step 5) of phantoms v2; v1 output is unchanged."""
+    amp_low, amp_mid = _texture_amplitudes(draw)
+    img = cv.hu + amp_low[cv.lab] * _texture(draw, wy[0], wx[0])
+    img += amp_mid[cv.lab] * _texture(draw, wy[1], wx[1])
+    if version == 2:
+        rng = np.random.default_rng(draw.rng.integers(0, 2**63 - 1))
+        add_structure(img, cv.lab, rng, cv.px, _V2_GROUPS, contrast)
+    img = _blur(img, sigma_px * (V2_BLUR_SCALE if version == 2 else 1.0))
+    if version == 2:
+        img = add_recon_grain(img, rng, sigma_hu=V2_GRAIN_HU)
+    if noise > 0.0:
+        img += draw.rng.standard_normal(img.shape, dtype=np.float32) * np.float32(noise)
+    return np.ascontiguousarray(img, dtype=np.float32)
