@@ -117,7 +117,7 @@ def _output_path(inp: Path, args, batch: bool) -> Path:
 
 def _to_hu(image, units: str):
     from .data.abdomen import WINDOW_LEVEL, WINDOW_WIDTH
-    from .io.dicom import mu_to_hu
+    from .units import mu_to_hu
 
     if units == "mu":
         return mu_to_hu(image)

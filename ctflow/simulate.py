@@ -2,7 +2,7 @@
 
 Ellipse phantoms (``shepp-logan``, ``ellipses``) are projected *analytically* (exact line integrals,
 no inverse crime); pixel images (``abdomen``, image files) are projected with :class:`RayTransform`.
-DICOM images are converted from HU to attenuation μ (1/mm, :func:`ctflow.io.dicom.hu_to_mu`) so the
+DICOM images are converted from HU to attenuation μ (1/mm, :func:`ctflow.units.hu_to_mu`) so the
 sinogram holds dimensionless line integrals; other images keep their units.
 """
 
@@ -54,7 +54,7 @@ def load_image(path: str | os.PathLike, image_shape: tuple[int, int]) -> tuple[n
         raise DataError("image file does not exist", str(p))
     suffix = p.suffix.lower()
     if suffix in (".dcm", "") or p.is_dir():
-        from .io.dicom import read_dicom_image, read_dicom_series
+        from .io import read_dicom_image, read_dicom_series
 
         ct = read_dicom_series(p) if p.is_dir() else read_dicom_image(p)
         img = ct.mu if ct.mu.ndim == 2 else ct.mu[ct.mu.shape[0] // 2]

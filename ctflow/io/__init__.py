@@ -1,19 +1,19 @@
-"""Clinical-style I/O: DICOM images and projections (DICOM-CT-PD), HDF5 sinograms, conversions."""
+"""Clinical-style I/O: DICOM images and projections (DICOM-CT-PD), HDF5 sinograms, conversions.
 
+* :mod:`.dicom_image`: CT images in HU (:class:`CTImage`, read/write one image or a series);
+* :mod:`.dicom_ctpd`: fan-beam projections as DICOM-CT-PD (:class:`ProjectionData`), with the
+  private-tag table and codec in :mod:`.dicom_ctpd_tags`;
+* :mod:`.dicom_common`: the reading guard (pydicom errors → DataError naming the file), input
+  listing, ``on_error``, number formatting and the CT dataset skeleton;
+* :mod:`.hdf5`: sinograms and reconstructions in HDF5; :mod:`.convert`: format conversion.
+
+``MU_WATER``, ``hu_to_mu`` and ``mu_to_hu`` live in :mod:`ctflow.units` and are re-exported here.
+"""
+
+from ..units import MU_WATER, hu_to_mu, mu_to_hu
 from .convert import Loaded, read_any, write_any, write_png_preview
-from .dicom import (
-    MU_WATER,
-    CTImage,
-    ProjectionData,
-    hu_to_mu,
-    mu_to_hu,
-    read_dicom_ctpd,
-    read_dicom_image,
-    read_dicom_series,
-    write_dicom_ctpd,
-    write_dicom_image,
-    write_dicom_series,
-)
+from .dicom_ctpd import ProjectionData, read_dicom_ctpd, write_dicom_ctpd
+from .dicom_image import CTImage, read_dicom_image, read_dicom_series, write_dicom_image, write_dicom_series
 from .hdf5 import ImageFile, SinogramFile, read_image_h5, read_sinogram_h5, write_image_h5, write_sinogram_h5
 
 __all__ = [

@@ -5,7 +5,7 @@ ctflow HDF5 sinogram or reconstruction, a plain HDF5 ``data`` array with a geome
 ``.npy`` image) and :func:`write_any` writes it by the output's extension: ``.h5``/``.hdf5``,
 ``.png`` (a windowed preview) or a folder / ``.dcm`` (DICOM images; DICOM-CT-PD for fan-beam
 sinograms). Images carry their units: ``"HU"`` (DICOM) or ``"mu"`` (1/mm); conversion between
-the two uses :func:`ctflow.io.dicom.hu_to_mu`.
+the two uses :func:`ctflow.units.hu_to_mu`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_path
 from ..errors import DataError
+from ..files import atomic_path
 from ..geometry import FanBeamGeometry, Geometry
+from ..units import mu_to_hu
 
 IMAGE_UNITS = ("HU", "mu", "unknown")
 
@@ -38,7 +39,7 @@ class Loaded:
 def _is_ctpd(path: Path) -> bool:
     import pydicom
 
-    from .dicom import CTPD_CREATOR
+    from .dicom_ctpd_tags import CTPD_CREATOR
 
     first = path if path.is_file() else next((f for f in sorted(path.iterdir()) if f.is_file() and not f.name.startswith(".")), None)
     if first is None:
@@ -49,7 +50,7 @@ def _is_ctpd(path: Path) -> bool:
         return True
     except KeyError:
         return False
-    except Exception:  # not DICOM at all: the image reader then reports the precise problem
+    except Exception:  # noqa: BLE001 (not DICOM at all: the image reader then reports the precise problem)
         return False
 
 
@@ -85,7 +86,8 @@ def read_any(
         arr = np.load(p, allow_pickle=False)
         return Loaded("image", np.asarray(arr, dtype=np.float32), units="unknown")
     if p.is_dir() or suffix in (".dcm", ""):
-        from .dicom import read_dicom_ctpd, read_dicom_image, read_dicom_series
+        from .dicom_ctpd import read_dicom_ctpd
+        from .dicom_image import read_dicom_image, read_dicom_series
 
         if _is_ctpd(p):
             pd = read_dicom_ctpd(p, on_error=on_error, image_shape=image_shape)
@@ -99,8 +101,6 @@ def read_any(
 
 def to_hu(loaded: Loaded) -> np.ndarray:
     """The image in HU (μ images are converted; unknown units are refused)."""
-    from .dicom import mu_to_hu
-
     if loaded.units == "HU":
         return loaded.data
     if loaded.units == "mu":
@@ -153,7 +153,8 @@ def write_any(loaded: Loaded, out: str | os.PathLike, *, window: tuple[float, fl
                            params=loaded.meta.get("params") or {}, pixel_size=loaded.pixel_size, attrs={"units": loaded.units})
         ]
     if suffix in ("", ".dcm"):
-        from .dicom import write_dicom_ctpd, write_dicom_image, write_dicom_series
+        from .dicom_ctpd import write_dicom_ctpd
+        from .dicom_image import write_dicom_image, write_dicom_series
 
         if loaded.kind == "sinogram":
             if suffix == ".dcm":

@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_path
+from .._version import __version__
 from ..errors import CTFlowError, DataError, GeometryError, NonFiniteError, ShapeError
+from ..files import atomic_path
 from ..geometry import Geometry, geometry_from_dict, load_geometry
 
 __all__ = ["ImageFile", "SinogramFile", "read_image_h5", "read_sinogram_h5", "write_image_h5", "write_sinogram_h5"]
@@ -90,12 +91,6 @@ def _h5py():
     import h5py
 
     return h5py
-
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__
 
 
 def _now() -> str:
@@ -350,7 +345,7 @@ def write_sinogram_h5(
         f.attrs["kind"] = "sinogram"
         f.attrs["ctflow_geometry"] = geometry.to_json()
         f.attrs["ctflow_noise"] = noise_json
-        f.attrs["ctflow_version"] = _version()
+        f.attrs["ctflow_version"] = __version__
         f.attrs["created"] = _now()
         _write_attrs(f, attrs, path)
         ex = f.create_group("exchange")
@@ -471,7 +466,7 @@ def write_image_h5(
             f.attrs["ctflow_geometry"] = geometry.to_json()
         if pixel_size is not None:
             f.attrs["pixel_size_mm"] = pixel_size
-        f.attrs["ctflow_version"] = _version()
+        f.attrs["ctflow_version"] = __version__
         f.attrs["created"] = _now()
         _write_attrs(f, attrs, path)
         ds = _create_stack(f.create_group("reconstruction"), "data", arr, compression)
