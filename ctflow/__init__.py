@@ -32,7 +32,16 @@ _LAZY = {
     "reconstruct": "ctflow.solvers",
 }
 
-__all__ = ["CTFlowError", "GeometryError", "NonFiniteError", "ShapeError", "__version__", *_LAZY]
+__all__ = ["CTFlowError", "GeometryError", "NonFiniteError", "ShapeError", "__version__", "clear_caches", *_LAZY]
+
+
+def clear_caches() -> None:
+    """Free the in-memory caches: FBP's projection operators and the solvers' pseudo-inverses."""
+    from .operators.fbp import _parallel_operator
+    from .solvers.linalg import clear_pinv_cache
+
+    _parallel_operator.cache_clear()
+    clear_pinv_cache()
 
 
 def __getattr__(name: str):

@@ -16,7 +16,7 @@ import torch
 import ctflow
 from ctflow.priors.unet import ConfigError
 from ctflow.solvers import get_solver, list_methods
-from ctflow.solvers.common import cg
+from ctflow.solvers.linalg import cg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,7 +87,7 @@ def test_tikhonov_matches_closed_form(op16, weight):
 
 
 def test_tikhonov_iterates_are_cg_on_normal_equations(op16):
-    """Damped CGLS gives the iterates of common.cg on (AᵀA + αI)x = Aᵀy (checked at a fixed count)."""
+    """Damped CGLS gives the iterates of linalg.cg on (AᵀA + αI)x = Aᵀy (checked at a fixed count)."""
     op, _ = op16
     y = _noisy(op, 16)
     alpha = 1e-2 * op.operator_norm() ** 2

@@ -25,7 +25,7 @@ import torch
 
 import ctflow
 from ctflow.priors.unet import ConfigError
-from ctflow.priors.velocity import GaussianPrior
+from ctflow.priors.gaussian import GaussianPrior
 from ctflow.solvers import get_solver, list_methods
 
 pytestmark = pytest.mark.usefixtures("one_thread")

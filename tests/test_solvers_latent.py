@@ -29,10 +29,12 @@ import torch
 
 import ctflow
 from ctflow.priors.unet import ConfigError
-from ctflow.priors.velocity import GaussianPrior, VelocityModel
-from ctflow.solvers import common, get_solver
-from ctflow.solvers.dflow import integrate
-from ctflow.solvers.msflow import segment_grids
+from ctflow.priors.gaussian import GaussianPrior
+from ctflow.priors.velocity import VelocityModel
+from ctflow.solvers import get_solver
+from ctflow.solvers.tv_ops import tv_norm
+from ctflow.solvers.latent.dflow import integrate
+from ctflow.solvers.latent.msflow import segment_grids
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -125,7 +127,7 @@ class PerSample(torch.nn.Module):
     round differently in the last bit (BLAS and reduction kernels pick paths by shape), and warm-started
     CG on this operator amplifies such perturbations strongly (1e-15 → 1e-8 after 20 iterations: AᵀA has
     a large null space). D-Flow involves no CG, so with a batch-invariant velocity its batched result is
-    bit-identical to separate runs; MS-Flow's DC solves (common.cg's per-sample inner products) give
+    bit-identical to separate runs; MS-Flow's DC solves (linalg.cg's per-sample inner products) give
     agreement to ~1e-5 only."""
 
     def __init__(self, prior):
@@ -298,10 +300,10 @@ def test_msflow_ablation_terms_act_in_the_expected_direction(P):
     bx = msflow(iterations=10, box=(0.0, 0.6))(P.y, P.op, P.prior).image
     assert float(bx.min()) >= 0.0 and float(bx.max()) <= 0.6
 
-    tv0 = float(common.tv_norm(base.image).sum())
+    tv0 = float(tv_norm(base.image).sum())
     for mode in ("free", "tied"):
         rec = msflow(iterations=10, tv_weight=50.0, x_mode=mode)(P.y, P.op, P.prior)
-        assert float(common.tv_norm(rec.image).sum()) < 0.9 * tv0
+        assert float(tv_norm(rec.image).sum()) < 0.9 * tv0
         assert "tv" in rec.history
 
     def sn(w, jac):

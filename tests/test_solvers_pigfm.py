@@ -21,11 +21,11 @@ import torch
 
 import ctflow
 from ctflow.priors.unet import ConfigError
-from ctflow.priors.velocity import GaussianPrior
+from ctflow.priors.gaussian import GaussianPrior
 from ctflow.solvers import get_solver
-from ctflow.solvers.base import SolveContext
-from ctflow.solvers.common import pseudo_inverse
-from ctflow.solvers.cpigfm import (
+from ctflow.solvers.context import SolveContext
+from ctflow.solvers.linalg import pseudo_inverse
+from ctflow.solvers.guided.cpigfm import (
     SCHEDULES,
     conjugate_coefficients,
     conjugate_map,
@@ -33,7 +33,7 @@ from ctflow.solvers.cpigfm import (
     schedule_exponents,
     time_grid,
 )
-from ctflow.solvers.pigfm import guided_denoise
+from ctflow.solvers.guided.pigfm import guided_denoise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,7 +92,7 @@ def test_svd_projector_and_pseudo_inverse(small):
     d = N * N
     Pm = pinv.project(torch.eye(d, dtype=torch.float64).reshape(d, 1, N, N)).reshape(d, d)
     assert torch.allclose(Pm, Pm.T, atol=1e-12)
-    # idempotent up to the float32 storage of the cached eigenbasis (common.py keeps V as float32)
+    # idempotent up to the float32 storage of the cached eigenbasis (linalg.py keeps V as float32)
     assert float((Pm @ Pm - Pm).abs().max()) < 1e-6
     assert abs(float(torch.trace(Pm)) - pinv.rank) < 1e-5 and pinv.rank == 30
     assert float((M @ Pm - M).abs().max()) < 1e-6 * float(M.abs().max())  # A P = A
@@ -159,7 +159,7 @@ def test_coefficients_match_trapezoid(schedule):
 # ---- the VJP -----------------------------------------------------------------------------------------
 def test_guided_denoise_vjp(small):
     prior = GaussianPrior(small["mu"], small["se_cov"])
-    from ctflow.solvers.base import CountingVelocity
+    from ctflow.solvers.context import CountingVelocity
 
     ctx = type("C", (), {"prior": CountingVelocity(prior)})()
     x = torch.randn(2, 1, N, N, dtype=torch.float64, generator=torch.Generator().manual_seed(4))

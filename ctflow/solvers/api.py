@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..geometry import load_geometry
-from .base import Reconstruction, get_solver
+from .registry import get_solver
+from .result import Reconstruction
 
 
 def reconstruct(

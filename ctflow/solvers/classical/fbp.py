@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..operators.fbp import FILTERS, fbp
-from .base import SolveContext, Solver, SolverOptions, check_choice, register
+from ...operators.fbp import FILTERS, fbp
+from ..base import Solver
+from ..context import SolveContext
+from ..options import SolverOptions, check_choice
+from ..registry import register
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +21,7 @@ class FBPOptions(SolverOptions):
         super().__post_init__()
         check_choice(self, "filter", FILTERS)
         if not 0.0 < self.frequency_scaling <= 1.0:
-            from ..errors import ConfigError
+            from ...errors import ConfigError
 
             raise ConfigError(f"option frequency_scaling={self.frequency_scaling} must be in (0, 1]")
 
@@ -32,7 +35,7 @@ class FBPSolver(Solver):
     def _solve(self, ctx: SolveContext):
         geom = getattr(ctx.op, "geometry", None)
         if geom is None:
-            from ..errors import CTFlowError
+            from ...errors import CTFlowError
 
             raise CTFlowError("fbp needs a RayTransform with a geometry")
         o = self.options

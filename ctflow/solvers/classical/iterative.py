@@ -19,7 +19,7 @@ r"""Classical iterative baselines: ``sirt``, ``cgls`` and ``tikhonov``.
   :math:`(A^\top A + αI)\,x = A^\top y`, with the *relative* weight
   :math:`α = \text{weight}\cdot\|A\|_2^2` (so ``weight`` is independent of the geometry's units and
   sampling). Solved by damped CGLS (the CGLS recursion on :math:`[A;\sqrt α I]`): the same Krylov
-  iterates as CG on the normal equations (:func:`ctflow.solvers.common.cg`), computed without forming
+  iterates as CG on the normal equations (:func:`ctflow.solvers.linalg.cg`), computed without forming
   :math:`A^\top A`, with a per-iteration log and callback stop.
 
 Every solver starts from ``x_init`` when given, else from zeros, and works independently per batch
@@ -33,22 +33,19 @@ import dataclasses
 
 import torch
 
-from ..errors import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_bool, check_integer, check_positive, register
-from .common import bdot, operator_norm_sq
+from ..._tensor import per_sample
+from ...errors import ConfigError
+from ..base import Solver
+from ..context import SolveContext
+from ..initial import zeros_or_init
+from ..linalg import bdot, operator_norm_sq
+from ..options import SolverOptions, check_bool, check_integer, check_positive
+from ..registry import register
 
 __all__ = ["SIRTSolver", "CGLSSolver", "TikhonovSolver", "damped_cgls", "sirt_weights"]
 
 
-def _bc(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Per-sample values (B,) shaped to broadcast against ``like`` (B, ...)."""
-    return v.reshape(-1, *([1] * (like.ndim - 1)))
 
-
-def _start(ctx: SolveContext) -> torch.Tensor:
-    if ctx.x_init is not None:
-        return ctx.x_init.clone()
-    return torch.zeros(ctx.image_shape, dtype=ctx.dtype, device=ctx.device)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,7 +92,7 @@ class SIRTSolver(Solver):
     def _solve(self, ctx: SolveContext) -> torch.Tensor:
         o = self.options
         R, C = sirt_weights(ctx.op, ctx.y)
-        x = _start(ctx)
+        x = zeros_or_init(ctx)
         if o.nonnegative:
             x = x.clamp_min(0.0)
         omega = float(o.relaxation)
@@ -134,13 +131,13 @@ def damped_cgls(
         denom = bdot(q, q) + alpha * bdot(p, p)
         ok = active & (denom > 0)
         step = torch.where(ok, gamma / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(gamma))
-        x = x + _bc(step, x) * p
-        r = r - _bc(step, r) * q
+        x = x + per_sample(step, x) * p
+        r = r - per_sample(step, r) * q
         s = ctx.AT(r) - alpha * x
         gamma_new = bdot(s, s)
         safe_gamma = torch.where(gamma > 0, gamma, torch.ones_like(gamma))
         beta = torch.where(ok & (gamma > 0), gamma_new / safe_gamma, torch.zeros_like(gamma))
-        p = torch.where(_bc(ok, p), s + _bc(beta, p) * p, p)
+        p = torch.where(per_sample(ok, p), s + per_sample(beta, p) * p, p)
         gamma = torch.where(ok, gamma_new, gamma)
         terms = {"normal_residual": float(gamma.sum().sqrt())}
         if log_objective:
@@ -175,7 +172,7 @@ class CGLSSolver(Solver):
 
     def _solve(self, ctx: SolveContext) -> torch.Tensor:
         o = self.options
-        return damped_cgls(ctx, _start(ctx), 0.0, int(o.iterations), float(o.tol), log_objective=False)
+        return damped_cgls(ctx, zeros_or_init(ctx), 0.0, int(o.iterations), float(o.tol), log_objective=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,4 +201,4 @@ class TikhonovSolver(Solver):
     def _solve(self, ctx: SolveContext) -> torch.Tensor:
         o = self.options
         alpha = float(o.weight) * operator_norm_sq(ctx.op)
-        return damped_cgls(ctx, _start(ctx), alpha, int(o.iterations), float(o.tol), log_objective=True)
+        return damped_cgls(ctx, zeros_or_init(ctx), alpha, int(o.iterations), float(o.tol), log_objective=True)

@@ -38,10 +38,14 @@ import math
 
 import torch
 
-from ..errors import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_bool, check_integer, check_positive, register
-from .classical import _start
-from .common import div2d, grad2d, operator_norm_sq
+from ...errors import ConfigError
+from ..base import Solver
+from ..context import SolveContext
+from ..initial import zeros_or_init
+from ..linalg import operator_norm_sq
+from ..options import SolverOptions, check_bool, check_integer, check_positive
+from ..registry import register
+from ..tv_ops import div2d, grad2d
 
 __all__ = ["TVSolver", "tv_weight"]
 
@@ -93,7 +97,7 @@ class TVSolver(Solver):
         sigma = 0.99 * float(o.step_ratio) / L
         theta = float(o.theta)
 
-        x = _start(ctx)
+        x = zeros_or_init(ctx)
         if o.nonnegative:
             x = x.clamp_min(0.0)
         # A and ∇ are linear, so Ax̄ and ∇x̄ follow from Ax, ∇x without extra applications

@@ -59,18 +59,11 @@ import math
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from .base import (
-    SolveContext,
-    Solver,
-    SolverOptions,
-    check_choice,
-    check_integer,
-    check_interval,
-    check_positive,
-    check_unit_interval,
-    register,
-)
+from ...errors import ConfigError
+from ..base import Solver
+from ..context import SolveContext
+from ..options import SolverOptions, check_choice, check_integer, check_interval, check_positive, check_unit_interval
+from ..registry import register
 from .pigfm import check_rcond, data_terms, finish, guided_denoise
 
 __all__ = [

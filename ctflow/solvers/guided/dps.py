@@ -29,11 +29,15 @@ import math
 
 import torch
 
-from ..priors.ode import time_grid
-from ..errors import CTFlowError
-from ._guidance import INIT_CHOICES, SampleNoise, bnorm, flow_init, velocity_with_graph, vjp
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, check_unit_interval, register
-from .common import operator_norm_sq
+from ...errors import CTFlowError
+from ...priors.ode import time_grid
+from ..base import Solver
+from ..context import SolveContext
+from ..initial import INIT_CHOICES, flow_init
+from ..linalg import operator_norm_sq
+from ..options import SolverOptions, check_choice, check_integer, check_positive, check_unit_interval
+from ..registry import register
+from .guidance import SampleNoise, bnorm, velocity_with_graph, vjp
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ For the path :math:`x_t = t x_1 + (1-t) x_0` the conditional velocity is
     v' &= v + \tfrac{1-t}{t}\,γ_t\, g_{tot},\qquad x \leftarrow x + Δt\, v',
 
 with :math:`γ_t = 1` (``gamma="constant"``) or :math:`\sqrt{t / (t^2 + (1-t)^2)}` (``"sqrt"``).
-Start: :math:`x = t_0 x_{init} + (1 - t_0)ε` (``init``, see :func:`._guidance.flow_init`).
+Start: :math:`x = t_0 x_{init} + (1 - t_0)ε` (``init``, see :func:`ctflow.solvers.initial.flow_init`).
 Cost per step: 1 NFE + 1 VJP + ``cg_iters`` (AAᵀ) products.
 
 Defaults: ``gamma="constant"`` (the choice that is exact for Gaussian data; "sqrt" measured the
@@ -33,11 +33,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..priors.ode import time_grid
-from ..errors import ConfigError
-from ._guidance import INIT_CHOICES, SampleNoise, flow_init, noise_std_per_sample, velocity_with_graph, vjp
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, register
-from .common import cg
+from ...errors import ConfigError
+from ...priors.ode import time_grid
+from ..base import Solver
+from ..context import SolveContext
+from ..initial import INIT_CHOICES, flow_init
+from ..linalg import cg
+from ..options import SolverOptions, check_choice, check_integer, check_positive
+from ..registry import register
+from .guidance import SampleNoise, noise_std_per_sample, velocity_with_graph, vjp
 
 GAMMA_CHOICES = ("constant", "sqrt")
 

@@ -30,10 +30,13 @@ import dataclasses
 
 import torch
 
-from ..errors import ConfigError
-from .base import SolveContext, Solver, SolverOptions, check_integer, check_interval, check_positive, check_unit_interval, register
-from ._guidance import velocity_with_graph, vjp
-from .common import pseudo_inverse
+from ...errors import ConfigError
+from ..base import Solver
+from ..context import SolveContext
+from ..linalg import pseudo_inverse
+from ..options import SolverOptions, check_integer, check_interval, check_positive, check_unit_interval
+from ..registry import register
+from .guidance import velocity_with_graph, vjp
 
 
 def check_rcond(opts) -> None:
@@ -53,7 +56,7 @@ def guided_denoise(ctx: SolveContext, x: torch.Tensor, t: float, target: torch.T
 
 
 def data_terms(ctx: SolveContext, rcond: float, damping: float):
-    r"""The cached :class:`~ctflow.solvers.common.PseudoInverse` and :math:`\tilde y = A^+y`."""
+    r"""The cached :class:`~ctflow.solvers.linalg.PseudoInverse` and :math:`\tilde y = A^+y`."""
     pinv = pseudo_inverse(ctx.op, rcond=rcond, damping=damping)
     return pinv, pinv.pinv(ctx.y).to(ctx.dtype)
 

@@ -21,7 +21,7 @@ cost 1 / 2.7 dB, lr = 1 cost 2.5 dB: one Landweber step per iteration is a weak 
 ill-conditioned CT, so more ``steps`` help (200 steps with 2 draws: +1 dB over the default).
 
 ``K = n_denoise`` draws are evaluated in one batched network call and counted as K NFE (cost
-K·N NFE, no backpropagation, memory O(1) in N). ``init`` (see :func:`._guidance.flow_init`) only
+K·N NFE, no backpropagation, memory O(1) in N). ``init`` (see :func:`ctflow.solvers.initial.flow_init`) only
 matters for ``t_start > 0``: at t = 0 the re-interpolation replaces it by pure noise, as in the
 reference (which starts at t = 0).
 """
@@ -32,10 +32,14 @@ import dataclasses
 
 import torch
 
-from ..errors import CTFlowError
-from ._guidance import INIT_CHOICES, SampleNoise, flow_init
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_integer, check_positive, check_unit_interval, register
-from .common import operator_norm_sq
+from ...errors import CTFlowError
+from ..base import Solver
+from ..context import SolveContext
+from ..initial import INIT_CHOICES, flow_init
+from ..linalg import operator_norm_sq
+from ..options import SolverOptions, check_choice, check_integer, check_positive, check_unit_interval
+from ..registry import register
+from .guidance import SampleNoise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ with :math:`R(z) = \tfrac12\|z\|^2 - (d-1)\log\|z\|` (``latent_reg="radial"``, t
 log-likelihood of ‖z‖), :math:`\tfrac12\|z\|^2` (``"gaussian"``) or 0 (``"none"``), λ =
 ``latent_weight`` and σ the sinogram noise (``noise_std``; default 1 % of max|y|). The gradient is
 exact: autograd runs through every ODE step, so memory grows linearly with the number of steps
-(MS-Flow, :mod:`ctflow.solvers.msflow`, removes that). The optimiser is torch L-BFGS with a
+(MS-Flow, :mod:`ctflow.solvers.latent.msflow`, removes that). The optimiser is torch L-BFGS with a
 strong-Wolfe line search: ``iterations`` outer ``.step`` calls of ``lbfgs_max_iter`` inner iterations,
 run **per batch sample** (the problems are independent; one L-BFGS over the batch would couple them
 through the shared line search).
@@ -36,10 +36,15 @@ import math
 
 import torch
 
-from ..priors.ode import NFE_PER_STEP, ode_step, time_grid
-from ..errors import ConfigError
-from . import common
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_interval, check_positive, register
+from ...errors import ConfigError
+from ...priors.ode import NFE_PER_STEP, ode_step, time_grid
+from ..base import Solver
+from ..context import SolveContext
+from ..initial import initial_image
+from ..linalg import bdot
+from ..options import SolverOptions, check_choice, check_interval, check_positive
+from ..registry import register
+from .penalties import radial_penalty, radial_penalty_grad
 
 LATENT_REGS = ("radial", "gaussian", "none")
 INITS = ("fbp", "tikhonov", "zeros", "noise")
@@ -49,7 +54,7 @@ INITS = ("fbp", "tikhonov", "zeros", "noise")
 def latent_penalty(z: torch.Tensor, kind: str) -> torch.Tensor:
     """R(z) per sample, shape (B,): ``radial`` ½‖z‖² − (d−1)log‖z‖, ``gaussian`` ½‖z‖², ``none`` 0."""
     if kind == "radial":
-        return common.radial_penalty(z)
+        return radial_penalty(z)
     if kind == "gaussian":
         return 0.5 * z.reshape(z.shape[0], -1).pow(2).sum(1)
     return torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
@@ -58,7 +63,7 @@ def latent_penalty(z: torch.Tensor, kind: str) -> torch.Tensor:
 def latent_penalty_grad(z: torch.Tensor, kind: str) -> torch.Tensor:
     """∇R(z) (same shape as z)."""
     if kind == "radial":
-        return common.radial_penalty_grad(z)
+        return radial_penalty_grad(z)
     if kind == "gaussian":
         return z.clone()
     return torch.zeros_like(z)
@@ -70,7 +75,7 @@ def latent_penalty_curvature(z: torch.Tensor, kind: str) -> torch.Tensor:
     b = z.shape[0]
     if kind == "radial":
         d = z[0].numel()
-        return 1.0 + (d - 1) / common.bdot(z, z).clamp_min(1e-12)
+        return 1.0 + (d - 1) / bdot(z, z).clamp_min(1e-12)
     if kind == "gaussian":
         return torch.ones(b, dtype=z.dtype, device=z.device)
     return torch.zeros(b, dtype=z.dtype, device=z.device)
@@ -92,13 +97,13 @@ def initial_latent(ctx: SolveContext, init: str, blend: float, ts, method: str) 
     r"""Starting noise :math:`z_0 = \sqrt{α}\,ψ^{-1}(x_{init}) + \sqrt{1-α}\,ε` (α = ``blend``).
 
     ``ts`` is the forward grid (0 → 1); ψ⁻¹ integrates it backwards with ``method`` under no_grad.
-    ``x_init`` is ``ctx.x_init`` when the user gave one, else :func:`common.initial_image` of kind
+    ``x_init`` is ``ctx.x_init`` when the user gave one, else :func:`initial_image` of kind
     ``init``; ``init="noise"`` (and no user ``x_init``) gives pure noise :math:`z_0 = ε`.
     """
     eps = ctx.randn()
     if init == "noise" and ctx.x_init is None:
         return eps
-    x0 = common.initial_image(ctx, "zeros" if init == "noise" else init).to(ctx.dtype)
+    x0 = initial_image(ctx, "zeros" if init == "noise" else init).to(ctx.dtype)
     back = torch.flip(torch.as_tensor(ts, dtype=torch.float64), dims=(0,))
     with torch.no_grad():
         bar = lambda r: ctx.progress(r, desc=f"{ctx.method}: ψ⁻¹(x_init)")  # noqa: E731

@@ -56,14 +56,14 @@ solve with reference :math:`F_{K-1}(z_{K-1}) - g_{anchor}/c_{K-1}` (so TV/box ap
 
 **Data consistency** (free mode):
 :math:`x ← \arg\min_x \frac{1}{2σ^2}\|Ax-y\|^2 + \frac{ρ_{K-1}}{2}\|x - F_{K-1}(z_{K-1})\|^2`
-(+ μTV), warm-started CG with exactly ``dc_iters`` iterations (:func:`common.solve_data_consistency`
+(+ μTV), warm-started CG with exactly ``dc_iters`` iterations (:func:`solve_data_consistency`
 with tol = 0: no early exit, so a batch gives the per-sample results; CG's stopping test is batch-wide).
 
 **Continuation.** ``rho_growth`` g ≥ 1 multiplies every ρ_k by g after each outer iteration, capped at
 ``rho_max`` (g = 1: fixed ρ, the default).
 
 **Initialisation** (``init``, ``blend``): :math:`z_0` as in D-Flow
-(:func:`ctflow.solvers.dflow.initial_latent`: blended back-integrated FBP/Tikhonov image, or pure
+(:func:`ctflow.solvers.latent.dflow.initial_latent`: blended back-integrated FBP/Tikhonov image, or pure
 noise), then the roll-out :math:`z_{k+1} = F_k(z_k)`, so every trajectory penalty starts at 0.
 
 **Memory.** ``jacobian="free"`` holds the K+1 states, the K cached segment ends :math:`F_k(z_k)`
@@ -89,13 +89,19 @@ a loose coupling (ρ = 100: 50 sweeps scored 1 dB below 20).
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import torch
 
-from ..priors.ode import NFE_PER_STEP
-from ..errors import ConfigError
-from . import common
-from .base import SolveContext, Solver, SolverOptions, check_choice, check_interval, check_positive, register
+from ..._tensor import per_sample
+from ...errors import ConfigError
+from ...priors.ode import NFE_PER_STEP
+from ..base import Solver
+from ..context import SolveContext
+from ..linalg import bdot, cg, solve_data_consistency
+from ..options import SolverOptions, check_choice, check_interval, check_positive
+from ..registry import register
+from ..tv_ops import div2d, grad2d, tv_norm
 from .dflow import (
     INITS,
     LATENT_REGS,
@@ -105,6 +111,7 @@ from .dflow import (
     latent_penalty_curvature,
     latent_penalty_grad,
 )
+from .penalties import chi_norm_mean
 
 
 def segment_grids(segments: int, steps: int) -> list[list[float]]:
@@ -119,12 +126,6 @@ def segment_grids(segments: int, steps: int) -> list[list[float]]:
         grids.append([t0 + (t1 - t0) * i / n for i in range(n)] + [t1])
     return grids
 
-
-def _col(s: torch.Tensor | float, x: torch.Tensor):
-    """(B,) tensor → (B, 1, …) for broadcasting against x; floats pass through."""
-    if isinstance(s, torch.Tensor):
-        return s.reshape(-1, *([1] * (x.ndim - 1)))
-    return s
 
 
 def _norms(x: torch.Tensor) -> torch.Tensor:
@@ -227,35 +228,35 @@ class MSFlowSolver(Solver):
                 first.append(out)
             return out
 
-        out = integrate(vel, z, self.grids[k], self.options.ode_method)
+        out = integrate(vel, z, ctx.run.grids[k], self.options.ode_method)
         return out, (first[0] if first else None)
 
-    def _state_norm(self, z, v, tau):
+    def _state_norm(self, ctx, z, v, tau):
         """S = ½(‖e‖ − (1−τ)c_d)² per sample and e = (1−τ)(z − τ v)."""
         e = (1.0 - tau) * (z - tau * v)
         n = _norms(e).clamp_min(1e-12)
-        return 0.5 * (n - (1.0 - tau) * self.c_d) ** 2, e, n
+        return 0.5 * (n - (1.0 - tau) * ctx.run.c_d) ** 2, e, n
 
     def _tv_grad(self, x):
         eps = float(self.options.tv_eps)
-        g = common.grad2d(x)
+        g = grad2d(x)
         w = 1.0 / (g.pow(2).sum(1, keepdim=True) + eps * eps).sqrt()
-        return -common.div2d(g * w)
+        return -div2d(g * w)
 
     def _dc(self, ctx, x_ref, rho, x0):
         """argmin_x 1/2σ²‖Ax−y‖² + ρ/2‖x − x_ref‖² (+ μ TV_ε), then the box projection."""
         o = self.options
-        s2 = self.s2
+        s2 = ctx.run.s2
         if o.tv_weight == 0:
-            x = common.solve_data_consistency(ctx.op, ctx.y, x_ref, rho, noise_var=s2, x0=x0, iters=int(o.dc_iters),
+            x = solve_data_consistency(ctx.op, ctx.y, x_ref, rho, noise_var=s2, x0=x0, iters=int(o.dc_iters),
                                               tol=0.0)
         else:
             mu, eps = float(o.tv_weight), float(o.tv_eps)
             rhs = ctx.AT(ctx.y) / s2 + rho * x_ref
             x = x0
             for _ in range(int(o.tv_rounds)):
-                w = 1.0 / (common.grad2d(x).pow(2).sum(1, keepdim=True) + eps * eps).sqrt()
-                x = common.cg(lambda v, w=w: ctx.AT(ctx.A(v)) / s2 + rho * v - mu * common.div2d(w * common.grad2d(v)),
+                w = 1.0 / (grad2d(x).pow(2).sum(1, keepdim=True) + eps * eps).sqrt()
+                x = cg(lambda v, w=w: ctx.AT(ctx.A(v)) / s2 + rho * v - mu * div2d(w * grad2d(v)),
                               rhs, x0=x, iters=int(o.dc_iters), tol=0.0)
         b = o.bounds()
         if b is not None:
@@ -270,13 +271,13 @@ class MSFlowSolver(Solver):
         else:
             val = 0.5 * rho[k - 1] * (zk - anchor_ref).pow(2).reshape(zk.shape[0], -1).sum(1)
         if o.state_norm_weight > 0 and k > 0:
-            val = val + float(o.state_norm_weight) * self._state_norm(zk, v1, self.taus[k])[0]
+            val = val + float(o.state_norm_weight) * self._state_norm(ctx, zk, v1, ctx.run.taus[k])[0]
         if last_tied:
-            val = val + 0.5 / self.s2 * (ctx.A(fk) - ctx.y).pow(2).reshape(zk.shape[0], -1).sum(1)
+            val = val + 0.5 / ctx.run.s2 * (ctx.A(fk) - ctx.y).pow(2).reshape(zk.shape[0], -1).sum(1)
             if o.tv_weight > 0:
-                val = val + float(o.tv_weight) * common.tv_norm(fk, float(o.tv_eps))
+                val = val + float(o.tv_weight) * tv_norm(fk, float(o.tv_eps))
         else:
-            val = val + 0.5 * rho[k] * (self.z[k + 1] - fk).pow(2).reshape(zk.shape[0], -1).sum(1)
+            val = val + 0.5 * rho[k] * (ctx.run.z[k + 1] - fk).pow(2).reshape(zk.shape[0], -1).sum(1)
         return val
 
     def _vjp_block(self, ctx, k, z, Fc, vfirst, ga, ca, rho, last_tied):
@@ -284,7 +285,7 @@ class MSFlowSolver(Solver):
         (+ exact ∇S_k), one autograd graph of segment k only; preconditioned by the J-free curvature and
         safeguarded by an Armijo backtracking on the block objective (per sample)."""
         o = self.options
-        s2, mu, ws = self.s2, float(o.tv_weight), float(o.state_norm_weight)
+        s2, mu, ws = ctx.run.s2, float(o.tv_weight), float(o.state_norm_weight)
         zk = z[k]
         with torch.enable_grad():
             zz = zk.detach().requires_grad_(True)
@@ -298,28 +299,28 @@ class MSFlowSolver(Solver):
                 gout = -rho[k] * (z[k + 1] - fd)
             obj = (f * gout).sum()
             if v1 is not None:
-                obj = obj + ws * self._state_norm(zz, v1, self.taus[k])[0].sum()
+                obj = obj + ws * self._state_norm(ctx, zz, v1, ctx.run.taus[k])[0].sum()
             (gc,) = torch.autograd.grad(obj, zz)
         del f, v1, obj, zz
         with torch.no_grad():
             g = ga + gc
             if last_tied:
                 cc = ca.clamp_min(1e-8)
-                p = common.cg(lambda v: ctx.AT(ctx.A(v)) / s2 + _col(cc, v) * v, g, iters=int(o.dc_iters), tol=0.0)
+                p = cg(lambda v: ctx.AT(ctx.A(v)) / s2 + per_sample(cc, v) * v, g, iters=int(o.dc_iters), tol=0.0)
             else:
-                p = g / _col(ca + rho[k], g)
+                p = g / per_sample(ca + rho[k], g)
             anchor_ref = Fc[k - 1] if k > 0 else None
             phi0 = self._block_value(ctx, k, zk, Fc[k], vfirst[k], anchor_ref, rho, last_tied)
-            slope = common.bdot(g, p)
+            slope = bdot(g, p)
             eta = torch.full_like(phi0, float(o.step_size))
             done = torch.zeros_like(phi0, dtype=torch.bool)
             znew, fnew, vnew = zk.clone(), Fc[k].clone(), vfirst[k]
             for _ in range(self.max_backtracks):
-                zt = zk - _col(eta, zk) * p
+                zt = zk - per_sample(eta, zk) * p
                 ft, vt = self._segment(ctx, k, zt, keep_first=ws > 0)
                 phi = self._block_value(ctx, k, zt, ft, vt, anchor_ref, rho, last_tied)
                 ok = (~done) & torch.isfinite(phi) & (phi <= phi0 - 1e-4 * eta * slope)
-                m = _col(ok, zk)
+                m = per_sample(ok, zk)
                 znew, fnew = torch.where(m, zt, znew), torch.where(m, ft, fnew)
                 vnew = torch.where(m, vt, vnew) if vt is not None else None
                 done = done | ok
@@ -332,15 +333,16 @@ class MSFlowSolver(Solver):
     def _solve(self, ctx: SolveContext) -> torch.Tensor:
         o = self.options
         K = int(o.segments)
-        self.grids = segment_grids(K, int(o.steps))
-        full = [0.0] + [t for g in self.grids for t in g[1:]]
+        ctx.run = SimpleNamespace()  # this call's state lives on its context: one solver object is re-entrant
+        ctx.run.grids = segment_grids(K, int(o.steps))
+        full = [0.0] + [t for g in ctx.run.grids for t in g[1:]]
         inv = full if o.inverse_steps is None else [i / int(o.inverse_steps) for i in range(int(o.inverse_steps) + 1)]
-        self.s2 = s2 = ctx.noise_std(o.noise_std) ** 2
+        ctx.run.s2 = s2 = ctx.noise_std(o.noise_std) ** 2
         h, w = ctx.op.domain_shape
-        self.c_d = common.chi_norm_mean(int(h) * int(w))
+        ctx.run.c_d = chi_norm_mean(int(h) * int(w))
         lam, ws, mu = float(o.radial_weight), float(o.state_norm_weight), float(o.tv_weight)
         tied, vjp = o.x_mode == "tied", o.jacobian == "vjp"
-        self.taus = taus = [k / K for k in range(K + 1)]
+        ctx.run.taus = taus = [k / K for k in range(K + 1)]
         rho0 = o.rho_list()
 
         # initialisation: z_0 (blend or noise), then roll-out so that all penalties start at 0
@@ -352,7 +354,7 @@ class MSFlowSolver(Solver):
                 Fc.append(f)
                 vfirst.append(v1)
                 z.append(f.clone())
-        self.z = z
+        ctx.run.z = z
         # z[K] is x; in tied mode it is always Fc[K-1]
 
         x = z[K]
@@ -374,18 +376,18 @@ class MSFlowSolver(Solver):
                         if ws > 0 and k > 0:
                             ca = ca + ws * (1.0 - taus[k]) ** 2
                             if not vjp:
-                                _, e, n = self._state_norm(zk, vfirst[k], taus[k])
-                                ga = ga + ws * (1.0 - taus[k]) * _col(1.0 - (1.0 - taus[k]) * self.c_d / n, e) * e
+                                _, e, n = self._state_norm(ctx, zk, vfirst[k], taus[k])
+                                ga = ga + ws * (1.0 - taus[k]) * per_sample(1.0 - (1.0 - taus[k]) * ctx.run.c_d / n, e) * e
                         if vjp:
                             self._vjp_block(ctx, k, z, Fc, vfirst, ga, ca, rho, last_tied)
                         else:
                             if last_tied:  # J-free step on the data-coupled block = a shifted DC solve
                                 cc = ca.clamp_min(1e-8)
-                                u = self._dc(ctx, Fc[k] - ga / _col(cc, ga), _col(cc, ga), Fc[k])
+                                u = self._dc(ctx, Fc[k] - ga / per_sample(cc, ga), per_sample(cc, ga), Fc[k])
                                 znew = zk + o.step_size * (u - Fc[k])
                             else:
                                 g = ga - rho[k] * (z[k + 1] - Fc[k])
-                                znew = zk - o.step_size * g / _col(ca + rho[k], g)
+                                znew = zk - o.step_size * g / per_sample(ca + rho[k], g)
                             z[k] = znew
                             with torch.no_grad():
                                 Fc[k], vfirst[k] = self._segment(ctx, k, z[k], keep_first=ws > 0)
@@ -408,11 +410,11 @@ class MSFlowSolver(Solver):
                     terms = {"data": data, "radial": radial, "trajectory": traj, "gap": gap}
                     obj = data + radial + traj
                     if ws > 0:
-                        sn = sum(float(ws * self._state_norm(z[k], vfirst[k], taus[k])[0].sum()) for k in range(1, K))
+                        sn = sum(float(ws * self._state_norm(ctx, z[k], vfirst[k], taus[k])[0].sum()) for k in range(1, K))
                         terms["state_norm"] = sn
                         obj += sn
                     if mu > 0:
-                        tv = float(mu * common.tv_norm(x, float(o.tv_eps)).sum())
+                        tv = float(mu * tv_norm(x, float(o.tv_eps)).sum())
                         terms["tv"] = tv
                         obj += tv
                     if float(o.rho_growth) != 1.0:
@@ -421,7 +423,6 @@ class MSFlowSolver(Solver):
                 ctx.log(x, **terms)
                 if ctx.stop:
                     break
-        self.z = None  # drop the references to this call's states
         if tied:
             b = o.bounds()
             if b is not None:
