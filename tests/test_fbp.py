@@ -11,7 +11,8 @@ import torch
 import ctflow
 from ctflow import FanBeamGeometry, ParallelBeamGeometry, fbp, load_geometry
 from ctflow.errors import FBPWarning, NonFiniteError, ShapeError
-from ctflow.operators.fbp import FILTERS, parker_weights
+from ctflow.operators.fbp import FILTERS
+from ctflow.operators.parker import parker_weights
 from ctflow.phantoms import analytic_sinogram, disk, ellipses_image, shepp_logan_ellipses
 
 FULL_SCANS = {

@@ -68,7 +68,7 @@ class TestContract:
 
     def test_matches_astra_system_matrix(self, ops, geom, projector, backend):
         # Oracle: ASTRA's own sparse matrix applied with scipy in float64.
-        from ctflow.operators.matrix_backend import build_system_matrix
+        from ctflow.operators.backends.matrix import build_system_matrix
 
         A = ops(geom, projector, backend)
         W = build_system_matrix(A.geometry, projector).astype(np.float64)
@@ -124,7 +124,7 @@ def test_float64_gradcheck_matrix_backend():
 def test_operator_norm_matches_svd():
     import scipy.sparse.linalg as sla
 
-    from ctflow.operators.matrix_backend import build_system_matrix
+    from ctflow.operators.backends.matrix import build_system_matrix
 
     g = CONTRACT_GEOMETRIES["fan-flat"]
     A = RayTransform(g, backend="matrix")

@@ -109,5 +109,5 @@ def test_test_extra_is_pinned_for_ci_and_listed_for_conda():
 
 def test_presets_are_package_data():
     cfg = _pyproject()["tool"]["setuptools"]["package-data"]
-    assert "*.yaml" in cfg["ctflow.geometries"]
-    assert len(list((ROOT / "ctflow" / "geometries").glob("*.yaml"))) >= 30
+    assert "*.yaml" in cfg["ctflow.geometry.preset_files"]
+    assert len(list((ROOT / "ctflow" / "geometry" / "preset_files").glob("*.yaml"))) >= 30

@@ -7,7 +7,8 @@ import torch
 
 from ctflow.priors.ode import NFE_PER_STEP, odeint, time_grid
 from ctflow.priors.unet import ConfigError, UNet, UNetConfig
-from ctflow.priors.velocity import GaussianMixturePrior, GaussianPrior, VelocityModel
+from ctflow.priors.gaussian import GaussianMixturePrior, GaussianPrior
+from ctflow.priors.velocity import VelocityModel
 
 
 def _gaussian(d_side=4, seed=0):

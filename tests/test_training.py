@@ -15,14 +15,9 @@ import torch
 
 from ctflow.errors import DataError
 from ctflow.priors import ConfigError, UNet, UNetConfig, load_prior
-from ctflow.priors.checkpoint import (
-    latest_checkpoint,
-    load_prior_folder,
-    load_training_checkpoint,
-    save_prior,
-    save_training_checkpoint,
-)
-from ctflow.priors.train import TrainConfig, fm_loss, lr_at
+from ctflow.priors.store import load_prior_folder, save_prior
+from ctflow.training.checkpoint import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from ctflow.training.train import TrainConfig, fm_loss, lr_at
 
 TINY = UNetConfig(image_size=16, base_channels=8, channel_mults=(1, 2))
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +73,7 @@ def test_checkpoint_round_trip_and_no_pickle(tmp_path, monkeypatch):
     m, e, o, st = load_training_checkpoint(ck)
     assert st["step"] == 7 and all(torch.equal(m[k], v) for k, v in net.state_dict().items())
     opt2 = torch.optim.AdamW(UNet(TINY).parameters(), lr=1e-3)
-    from ctflow.priors.checkpoint import load_optimizer_tensors
+    from ctflow.training.checkpoint import load_optimizer_tensors
 
     load_optimizer_tensors(opt2, o, st["optimizer"])
     a, b = opt.state_dict()["state"][0], opt2.state_dict()["state"][0]
@@ -228,7 +223,7 @@ def test_time_budget_stops_with_a_checkpoint_and_resume_matches_an_uninterrupted
 
 
 def test_init_from_starts_at_the_priors_weights(tmp_path):
-    from ctflow.priors.train import train
+    from ctflow.training.train import train
 
     torch.manual_seed(123)
     src = UNet(TINY)

@@ -11,8 +11,8 @@ import torch
 
 from ..errors import BackendError, NonFiniteError, ShapeError
 from ..geometry import Geometry, load_geometry
-from .astra_backend import DEFAULT_PROJECTOR, AstraBackend, astra_projector_type
-from .matrix_backend import MatrixBackend
+from .backends.astra import DEFAULT_PROJECTOR, AstraBackend, astra_projector_type
+from .backends.matrix import MatrixBackend
 
 BACKENDS = ("auto", "matrix", "astra")
 
@@ -74,7 +74,7 @@ class RayTransform(torch.nn.Module):
             CUDA tensors use ASTRA's GPU projector), or ``"auto"``: ``matrix`` unless its estimated
             size exceeds ``max_matrix_nnz`` non-zeros (``$CTFLOW_MATRIX_MAX_NNZ``, default 6e7 ≈ 1 GB).
         projector: ``"linear"`` (Joseph, parallel default), ``"line"`` (fan default) or ``"strip"``.
-        cache_dir: system-matrix cache folder (``False`` to disable), see :mod:`ctflow.operators.matrix_backend`.
+        cache_dir: system-matrix cache folder (``False`` to disable), see :mod:`ctflow.operators.backends.matrix`.
         check_finite: raise :class:`~ctflow.errors.NonFiniteError` on NaN/Inf inputs.
 
     >>> A = RayTransform("parallel-64-sparse30")

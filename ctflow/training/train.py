@@ -29,12 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import ConfigError
+from ..priors.ode import odeint
+from ..priors.unet import UNet, UNetConfig, config_from_dict
+from ..priors.velocity import VelocityModel
 from .checkpoint import (
     latest_checkpoint,
     load_optimizer_tensors,
@@ -43,10 +45,7 @@ from .checkpoint import (
     save_prior,
     save_training_checkpoint,
 )
-from .ode import odeint
-from ..errors import ConfigError
-from .unet import UNet, UNetConfig, config_from_dict
-from .velocity import VelocityModel
+from .data import ImageSource, StepBatches, sample_times, step_noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +72,7 @@ class TrainConfig:
     n_val: int = 128
     ellipse_fraction: float = 0.2  # phantoms only: share of random-ellipse images
     phantom_kind: str = "mixed"  # phantoms only: axial / coronal / mixed
-    phantom_version: int = 1  # phantoms only: 1 piecewise-smooth, 2 CT-realistic (ctflow.data.ct_realism)
+    phantom_version: int = 1  # phantoms only: 1 piecewise-smooth, 2 CT-realistic (ctflow.data.abdomen.texture)
     init_from: str | None = None  # a prior (name or folder) whose weights start the run
     medmnist_root: str | None = None
 
@@ -91,88 +90,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         return config_from_dict(cls, d)
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------
-class ImageSource:
-    """Images in [0, 1] addressable by a global index (training) and a fixed validation set."""
-
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        if cfg.data == "phantoms":
-            from ..data.abdomen import AbdomenPhantomDataset
-
-            common = {"size": cfg.size, "kind": cfg.phantom_kind, "ellipse_fraction": cfg.ellipse_fraction, "version": cfg.phantom_version}
-            self._train = AbdomenPhantomDataset(2**40, seed=cfg.seed, **common)
-            val = AbdomenPhantomDataset(cfg.n_val, seed=cfg.seed + 7919, **common)
-            self.val = torch.stack([val[i][0] for i in range(len(val))])
-            self._array = None
-        else:
-            self._array, self.val = self._load_npz(cfg)
-            self._train = None
-
-    @staticmethod
-    def _load_npz(cfg: TrainConfig):
-        from ..data.medmnist import MEDMNIST_FLAGS, load_medmnist
-
-        if cfg.data in MEDMNIST_FLAGS:
-            tr, _ = load_medmnist(cfg.data, cfg.size, "train", root=cfg.medmnist_root)
-            va, _ = load_medmnist(cfg.data, cfg.size, "val", root=cfg.medmnist_root)
-        else:
-            p = Path(cfg.data)
-            if not p.is_file():
-                raise DataError("training data file does not exist (use 'phantoms', a MedMNIST flag or an .npz path)", str(p))
-            with np.load(p, allow_pickle=False) as z:
-                if "train_images" not in z or "val_images" not in z:
-                    raise DataError(f"expected MedMNIST keys train_images/val_images, found {sorted(z.files)}", str(p))
-                tr, va = z["train_images"].astype(np.float32) / 255.0, z["val_images"].astype(np.float32) / 255.0
-        if tr.shape[-1] != cfg.size:
-            raise DataError(f"images are {tr.shape[-1]}px but size={cfg.size}", cfg.data)
-        return torch.from_numpy(np.ascontiguousarray(tr))[:, None], torch.from_numpy(np.ascontiguousarray(va[: cfg.n_val]))[:, None]
-
-    def batch(self, indices: list[int]) -> torch.Tensor:
-        if self._train is not None:
-            return torch.stack([self._train[i][0] for i in indices])
-        n = self._array.shape[0]
-        epoch_perm = {}
-        out = []
-        for i in indices:  # a fresh permutation per epoch, seeded by (seed, epoch)
-            e = i // n
-            if e not in epoch_perm:
-                epoch_perm[e] = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + e))
-            out.append(self._array[epoch_perm[e][i % n]])
-        return torch.stack(out)
-
-
-class StepBatches(torch.utils.data.IterableDataset):
-    """The data batches of steps ``start .. stop-1`` for one rank, in step order (one item per step).
-
-    Iterated by a DataLoader worker, so the next batches are generated while the network trains on
-    the current one; the content of step ``s`` depends only on ``(seed, s)``, never on the workers.
-    """
-
-    def __init__(self, data: ImageSource, start: int, stop: int, batch_size: int, lo: int, local: int):
-        self.data, self.start, self.stop = data, start, stop
-        self.batch_size, self.lo, self.local = batch_size, lo, local
-
-    def __iter__(self):
-        for step in range(self.start, self.stop):
-            first = step * self.batch_size + self.lo
-            yield self.data.batch(list(range(first, first + self.local)))
-
-
-def sample_times(n: int, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
-    if cfg.t_sampling == "uniform":
-        return torch.rand(n, generator=g)
-    return torch.sigmoid(cfg.logit_mean + cfg.logit_std * torch.randn(n, generator=g))
-
-
-def step_noise(cfg: TrainConfig, step: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x0, t)`` for the whole global batch of ``step`` (a pure function of seed and step)."""
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7 * step + 1)
-    return torch.randn(shape, generator=g), sample_times(shape[0], cfg, g)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -266,8 +183,7 @@ def train(
     dev = torch.device(device)
     net = UNet(model_cfg).to(dev)
     if cfg.init_from is not None and not (resume and latest_checkpoint(ck_dir) is not None):
-        from . import prior_folder
-        from .checkpoint import load_prior_folder
+        from ..priors.store import load_prior_folder, prior_folder
 
         init_net, _ = load_prior_folder(prior_folder(cfg.init_from))
         if init_net.config.to_dict() != model_cfg.to_dict():

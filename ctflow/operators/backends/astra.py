@@ -12,8 +12,8 @@ import weakref
 
 import torch
 
-from ..errors import BackendError
-from ..geometry import FanBeamGeometry, Geometry
+from ...errors import BackendError
+from ...geometry import FanBeamGeometry, Geometry
 
 ASTRA_LOCK = threading.RLock()
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import atomic_path
-from ..geometry import Geometry
-from .astra_backend import ASTRA_LOCK, astra_projector_type, astra_sinogram_shape
+from ...files import atomic_path
+from ...geometry import Geometry
+from .astra import ASTRA_LOCK, astra_projector_type, astra_sinogram_shape
 
 _CACHE_FORMAT = 1
 

@@ -4,9 +4,7 @@ A *training checkpoint* is a folder ``step-0000500/`` holding ``model.safetensor
 ``ema.safetensors``, ``optimizer.safetensors`` (AdamW moments, flattened by parameter index) and
 ``state.json`` (configs, step, loss history). It is written into a hidden temp folder and renamed
 into place, then ``latest.json`` (pointing at it) is replaced atomically, so a kill at any moment
-leaves the previous checkpoint intact. A *prior* (what solvers load) is ``prior.safetensors`` (EMA
-weights) + ``prior.json`` (architecture, training summary). Loading parses JSON and reads raw
-tensors: it cannot execute code.
+leaves the previous checkpoint intact. A *prior* (what solvers load) is written by :mod:`ctflow.priors.store`.
 """
 
 from __future__ import annotations
@@ -20,39 +18,12 @@ from typing import Any
 
 import torch
 
-from ..files import write_text_atomic
 from ..errors import DataError
-from ..errors import ConfigError
-from .unet import UNet, UNetConfig
+from ..files import write_text_atomic
+from ..priors.store import _load_tensors, _read_json, _save_tensors, load_state_dict_checked, save_prior
+from ..priors.unet import UNet, UNetConfig
 
 LATEST = "latest.json"
-
-
-def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
-
-
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise DataError("missing checkpoint file", str(path))
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types on corrupt headers
-        raise DataError(f"not a readable safetensors file ({e})", str(path)) from None
-
-
-def _read_json(folder: Path, name: str, missing: str) -> dict:
-    """Parse ``folder/name``; a missing or malformed file is a DataError naming the folder."""
-    try:
-        return json.loads((folder / name).read_text())
-    except FileNotFoundError:
-        raise DataError(missing, str(folder)) from None
-    except ValueError as e:
-        raise DataError(f"{name} is not valid JSON ({e})", str(folder)) from None
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -136,50 +107,6 @@ def load_training_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict,
         _load_tensors(path / "optimizer.safetensors"),
         state,
     )
-
-
-def load_state_dict_checked(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` with an error that names the file and the mismatching keys/shapes."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    extra = sorted(set(tensors) - set(own))
-    shapes = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
-    if missing or extra or shapes:
-        detail = []
-        if missing:
-            detail.append(f"missing {missing[:3]}{'…' if len(missing) > 3 else ''}")
-        if extra:
-            detail.append(f"unexpected {extra[:3]}{'…' if len(extra) > 3 else ''}")
-        if shapes:
-            k = shapes[0]
-            detail.append(f"shape of {k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}")
-        raise ConfigError(f"{source}: the weights do not match the model configuration ({'; '.join(detail)})")
-    module.load_state_dict(tensors)
-
-
-def save_prior(folder: str | os.PathLike, model: UNet, card: dict | None = None) -> Path:
-    """Export inference weights: ``prior.safetensors`` + ``prior.json`` (config + data card)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    from ..files import atomic_path
-
-    with atomic_path(folder / "prior.safetensors") as tmp:
-        _save_tensors(model.state_dict(), tmp)
-    meta = {"format": "ctflow-prior/1", "architecture": "UNet", "unet": model.config.to_dict(), "card": card or {}}
-    write_text_atomic(folder / "prior.json", json.dumps(meta, indent=1))
-    return folder
-
-
-def load_prior_folder(folder: str | os.PathLike) -> tuple[UNet, dict]:
-    """Build the UNet described by ``prior.json`` and load ``prior.safetensors`` into it."""
-    folder = Path(folder)
-    meta = _read_json(folder, "prior.json", "no prior.json here (a prior folder holds prior.json + prior.safetensors)")
-    if meta.get("architecture") != "UNet" or "unet" not in meta:
-        raise ConfigError(f"{folder}/prior.json: unknown architecture {meta.get('architecture')!r}")
-    net = UNet(UNetConfig.from_dict(meta["unet"]))
-    load_state_dict_checked(net, _load_tensors(folder / "prior.safetensors"), str(folder / "prior.safetensors"))
-    net.eval()
-    return net, meta
 
 
 def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, card: dict | None = None) -> Path:

@@ -1,0 +1,5 @@
+"""Adapters that give third-party networks ctflow's velocity convention."""
+
+from .diffusers import DiffusersVelocity
+
+__all__ = ["DiffusersVelocity"]
