@@ -24,11 +24,12 @@ test: $(STAMP)
 
 ## bench: operator speed table (ctflow matrix / astra vs raw ASTRA vs ODL)
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/operators.py
+	$(VENV)/bin/python tools/bench_operators.py
 
-## benchmark: regenerate the README's results tables and plots into results/benchmark (≈ 35 min, 1 thread)
+## benchmark: regenerate the README's results tables and plots into results/benchmark (≈ 35 min, 1 thread);
+## then `$(VENV)/bin/python tools/benchmark_readme.py results/benchmark --readme README.md` puts them in the README
 benchmark: $(STAMP)
-	$(VENV)/bin/ctflow benchmark --out results/benchmark
+	CTFLOW_GIT_COMMIT=$$($(VENV)/bin/python tools/git_commit.py) $(VENV)/bin/ctflow benchmark --out results/benchmark
 
 ## notebooks: execute the six study notebooks with their full settings into results/notebooks/
 notebooks: $(STAMP)

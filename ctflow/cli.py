@@ -103,7 +103,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .priors.train import TrainConfig, train
+    from .training.train import TrainConfig, train
     from .priors.unet import UNetConfig
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -123,7 +123,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
     )
     if args.init_from is not None:  # the architecture is the prior's
         from .priors import prior_folder
-        from .priors.checkpoint import load_prior_folder
+        from .priors.store import load_prior_folder
 
         model = load_prior_folder(prior_folder(args.init_from))[0].config
     else:
@@ -146,7 +146,7 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_prior(args: argparse.Namespace) -> int:
-    from .priors.checkpoint import export_checkpoint
+    from .training.checkpoint import export_checkpoint
 
     path = export_checkpoint(args.run, args.out)
     print(f"wrote {path}/prior.json + prior.safetensors")
@@ -156,9 +156,9 @@ def _cmd_export_prior(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
+    from .io import write_png_preview
     from .priors import load_prior
     from .priors.ode import odeint
-    from .io import write_png_preview
 
     prior = load_prior(args.prior)
     s = prior.net.config.image_size
@@ -177,7 +177,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmarks.run_all import run_from_args
+    from .studies.runner import run_from_args
 
     return run_from_args(args)
 
@@ -297,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)
     b = sub.add_parser("benchmark", help="regenerate the README's results tables and plots (memory, quality) "
                        "into a results folder", description="Regenerate every table and plot of the README's results "
-                       "section. See `python -m ctflow.benchmarks.run_all --help` for the suites.")
-    from .benchmarks.run_all import add_arguments
+                       "section. See `python -m ctflow.studies.runner --help` for the suites.")
+    from .studies.runner import add_arguments
 
     add_arguments(b)
     b.set_defaults(func=_cmd_benchmark)

@@ -39,7 +39,7 @@ BUNDLED = Path(__file__).resolve().parents[1] / "data" / "sinograms" / "abdomen-
 FLOW_METHODS = [
     ("FBP (Hann)", "fbp", {"filter": "hann"}),
     ("TV", "tv", {}),
-    ("MS-Flow", "msflow", {"rho": 100.0, "box": (0.0, 1.0), "blend": 0.5}),  # the settings of benchmarks/quality.py
+    ("MS-Flow", "msflow", {"rho": 100.0, "box": (0.0, 1.0), "blend": 0.5}),  # the settings of ctflow/studies/quality.py
     ("C-ΠGFM (10 NFE)", "cpigfm", {"steps": 10}),
 ]
 QUICK_OVERRIDES = {"tv": {"iterations": 100}, "msflow": {"iterations": 3}}

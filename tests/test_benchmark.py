@@ -5,6 +5,7 @@ being exactly what the committed results record regenerates."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctflow.benchmarks import run_all
-from ctflow.benchmarks.quality import METHODS
+from ctflow.studies import runner
+from ctflow.studies.quality import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("benchmark_readme", ROOT / "tools" / "benchmark_readme.py")
+readme_tool = importlib.util.module_from_spec(_spec)  # tools/ is not installed: the README splicing, by path
+_spec.loader.exec_module(readme_tool)
 README_STUB = "# my study\n\nintro\n\n{begin}\nold numbers\n{end}\n\ntail text\n"
 
 
@@ -28,15 +32,18 @@ def _rows(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One quick run of every suite through the real command line, updating a stub README."""
+    """One quick run of every suite through the real command line, then the README tool on a stub README."""
     tmp = tmp_path_factory.mktemp("bench")
     readme = tmp / "proj" / "README.md"
     readme.parent.mkdir()
-    readme.write_text(README_STUB.format(begin=run_all.BEGIN, end=run_all.END))
+    readme.write_text(README_STUB.format(begin=readme_tool.BEGIN, end=readme_tool.END))
     out = tmp / "results"
-    r = subprocess.run([sys.executable, "-m", "ctflow", "benchmark", "--quick", "--out", str(out), "--threads", "1",
-                        "--update-readme", str(readme)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-m", "ctflow", "benchmark", "--quick", "--out", str(out), "--threads", "1"],
+                       capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
+    u = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark_readme.py"), str(out), "--readme", str(readme)],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert u.returncode == 0, u.stderr[-3000:]
     return out, readme, r.stdout
 
 
@@ -71,9 +78,9 @@ def test_quick_run_writes_every_table_and_figure(quick_run):
 def test_update_readme_replaces_only_the_marked_block(quick_run):
     out, readme, _ = quick_run
     text = readme.read_text()
-    assert text.startswith("# my study\n\nintro\n\n" + run_all.BEGIN) and text.endswith(run_all.END + "\n\ntail text\n")
+    assert text.startswith("# my study\n\nintro\n\n" + readme_tool.BEGIN) and text.endswith(readme_tool.END + "\n\ntail text\n")
     assert "old numbers" not in text and "Quick run" in text
-    block = text.split(run_all.BEGIN)[1].split(run_all.END)[0].strip()
+    block = text.split(readme_tool.BEGIN)[1].split(readme_tool.END)[0].strip()
     assert block == (out / "readme_results.md").read_text().strip()
     docs = readme.parent / "docs" / "results"
     for name in ("memory.png", "psnr_vs_angles.png", "examples_30.png", "quality.csv", "memory.csv", "summary.md",
@@ -89,7 +96,7 @@ def test_report_rebuilds_the_same_block_from_saved_csvs(quick_run, tmp_path):
     shutil.copytree(out, copy)
     for f in ("summary.md", "readme_results.md", "memory.png", "examples_30.png"):
         (copy / f).unlink()
-    run_all.report(copy)
+    runner.report(copy)
     assert (copy / "readme_results.md").read_text() == (out / "readme_results.md").read_text()
     assert (copy / "summary.md").read_text() == (out / "summary.md").read_text()
     assert (copy / "examples_30.png").exists() and (copy / "memory.png").exists()
@@ -98,14 +105,14 @@ def test_report_rebuilds_the_same_block_from_saved_csvs(quick_run, tmp_path):
 def test_readme_results_block_is_what_the_committed_record_regenerates(tmp_path):
     """The README's numbers come only from `ctflow benchmark`: rebuild the block from docs/results/."""
     readme = (ROOT / "README.md").read_text()
-    assert readme.count(run_all.BEGIN) == 1 and readme.count(run_all.END) == 1
-    block = readme.split(run_all.BEGIN)[1].split(run_all.END)[0].strip()
+    assert readme.count(readme_tool.BEGIN) == 1 and readme.count(readme_tool.END) == 1
+    block = readme.split(readme_tool.BEGIN)[1].split(readme_tool.END)[0].strip()
     docs = ROOT / "docs" / "results"
     rec = json.loads((docs / "run.json").read_text())
-    assert rec["config"]["quick"] is False and set(rec["config"]["suites"]) == set(run_all.SUITES)
+    assert rec["config"]["quick"] is False and set(rec["config"]["suites"]) == set(runner.SUITES)
     copy = tmp_path / "r"
     shutil.copytree(docs, copy)
-    run_all.report(copy)
+    runner.report(copy)
     assert block == (copy / "readme_results.md").read_text().strip()
 
 
@@ -126,7 +133,7 @@ def _small_eval_sets(tmp_path: Path) -> dict[str, Path]:
 def test_benchmark_on_a_users_dicom_folder_or_npz(tmp_path, kind):
     src = _small_eval_sets(tmp_path)[kind]
     out = tmp_path / "res"
-    assert run_all.main(["--quick", "--suites", "quality", "--methods", "fbp,tv", "--eval-set", str(src),
+    assert runner.main(["--quick", "--suites", "quality", "--methods", "fbp,tv", "--eval-set", str(src),
                          "--n-images", "2", "--out", str(out)]) == 0
     q = _rows(out / "quality.csv")
     assert [r["method"] for r in q] == ["FBP (hann)", "TV"]
@@ -147,14 +154,14 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
     assert "no run.json" in capsys.readouterr().err
     (tmp_path / "README.md").write_text("no markers here\n")
     with pytest.raises(Exception, match="ctflow-benchmark:begin"):
-        run_all.update_readme(tmp_path, tmp_path / "README.md")
+        readme_tool.update_readme(tmp_path, tmp_path / "README.md")
     assert (tmp_path / "README.md").read_text() == "no markers here\n"
 
 
 def test_memory_measurement_is_independent_of_the_parents_size():
     """Linux carries a parent's RSS into a child's ru_maxrss; a notebook kernel holding GBs made every
     point read 0 MiB. The worker resets and reads VmHWM instead, so D-Flow's growth must show."""
-    from ctflow.benchmarks import memory as mem
+    from ctflow.studies import memory as mem
 
     ballast = np.ones(2**27)  # 1 GiB resident in the parent
     ballast[:: 512] = 2.0

@@ -1,10 +1,9 @@
-"""Evaluation sets, simulated measurements and scoring (ctflow.evaluation) and the quality benchmark script."""
+"""Evaluation sets, simulated measurements and scoring (ctflow.studies.evaluation) and the quality study script."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,7 @@ import torch
 
 import ctflow
 from ctflow.errors import DataError
-from ctflow.evaluation import NoiseSetting, eval_images, measure, run_method, scores
-
-ROOT = Path(__file__).resolve().parents[1]
+from ctflow.studies.evaluation import NoiseSetting, eval_images, measure, run_method, scores
 
 
 def test_phantom_eval_set_is_deterministic_and_in_range():
@@ -80,7 +77,7 @@ def test_run_method_scores_every_image():
 def test_quality_benchmark_script_runs(tmp_path):
     out = tmp_path / "q"
     r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--prior", "phantom-28", "--angles", "8",
+        [sys.executable, "-m", "ctflow.studies.quality", "--prior", "phantom-28", "--angles", "8",
          "--n-images", "2", "--methods", "fbp,tv,cpigfm", "--out", str(out), "--threads", "1"],
         capture_output=True, text=True, timeout=600,
     )

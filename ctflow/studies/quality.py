@@ -1,9 +1,9 @@
 """Reconstruction quality, time and NFE of every method on a held-out evaluation set.
 
-    python benchmarks/quality.py                      # 64², parallel beam, 8/16/30/60 angles, σ = 1 %
-    python benchmarks/quality.py --quick              # 4 images, 30 angles (minutes on 2 CPU cores)
-    python benchmarks/quality.py --poisson 1e4        # add the Poisson (I0 = 1e4, μ scale 0.05/mm) setting
-    python benchmarks/quality.py --eval-set my.npz    # OrganCMNIST-layout .npz or a DICOM folder
+    python -m ctflow.studies.quality                    # 64², parallel beam, 8/16/30/60 angles, σ = 1 %
+    python -m ctflow.studies.quality --quick            # 4 images, 30 angles (minutes on 2 CPU cores)
+    python -m ctflow.studies.quality --poisson 1e4      # add the Poisson (I0 = 1e4, μ scale 0.05/mm) setting
+    python -m ctflow.studies.quality --eval-set my.npz  # OrganCMNIST-layout .npz or a DICOM folder
 
 Prints one table per (angles, noise) setting, the target checks, and writes ``quality.csv``,
 ``quality.md``, ``psnr_vs_angles.png`` and ``examples_<angles>.png`` to ``--out``. Every method sees the
@@ -20,8 +20,8 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -87,8 +87,8 @@ def quality_study(truth: torch.Tensor, prior, angles: list[int], settings, metho
     reconstructions ``(k, H, W)`` of the images ``example_indices`` (default: :func:`structured_examples`)
     under the first noise setting. ``overrides[method]`` replaces options (quick runs)."""
     from .. import RayTransform, load_geometry
-    from ..evaluation import measure, run_method
     from ..solvers import SOLVERS
+    from .evaluation import measure, run_method
 
     size = truth.shape[-1]
     idx = structured_examples(truth) if example_indices is None else list(example_indices)
@@ -238,8 +238,8 @@ def _save(fig, path: Path) -> None:
 
 def main(argv=None) -> int:
     from .._version import __version__
-    from ..evaluation import NoiseSetting, eval_images
     from ..priors import load_prior
+    from .evaluation import NoiseSetting, eval_images
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prior", default="default", help="prior name or folder (default: the shipped default)")
@@ -279,12 +279,12 @@ def main(argv=None) -> int:
                                    log=lambda s: print(s, flush=True))
     write_csv(out / "quality.csv", rows)
     lines = [
-        "# Reconstruction quality (benchmarks/quality.py)", "",
-        f"- command: `python benchmarks/quality.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-        f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-        f"ctflow {__version__}",
-        f"- prior: {args.prior} ({prior.image_size}²); evaluation set: {args.eval_set}, {args.n_images} images; "
-        f"seed {args.seed}; total {time.perf_counter() - t_start:.0f} s", "",
+        "# Reconstruction quality (python -m ctflow.studies.quality)", "",
+        f"- command: `python -m ctflow.studies.quality {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        (f"- machine: {platform.platform()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+         f"ctflow {__version__}"),
+        (f"- prior: {args.prior} ({prior.image_size}²); evaluation set: {args.eval_set}, {args.n_images} images; "
+         f"seed {args.seed}; total {time.perf_counter() - t_start:.0f} s"), "",
     ] + markdown_tables(rows)
     from ..files import atomic_path
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 
 HELD_OUT_SEED = 123  # AbdomenPhantomDataset seed for evaluation (training uses seed 0 and 7919 for validation)
 
@@ -30,7 +30,7 @@ def eval_images(n: int = 10, size: int = 64, source: str | os.PathLike = "phanto
     a MedMNIST-layout ``.npz`` (its ``{split}_images``), or a folder of DICOM slices."""
     src = str(source)
     if src == "phantoms":
-        from .data.abdomen import AbdomenPhantomDataset
+        from ..data.abdomen import AbdomenPhantomDataset
 
         ds = AbdomenPhantomDataset(n, size=size, seed=seed, kind="mixed", ellipse_fraction=0.2)
         return torch.stack([ds[i][0] for i in range(n)]).float()
@@ -51,8 +51,8 @@ def eval_images(n: int = 10, size: int = 64, source: str | os.PathLike = "phanto
             imgs = imgs[..., 0]
         imgs = imgs.reshape(imgs.shape[0], 1, *imgs.shape[-2:])
     elif p.is_dir():
-        from .data.abdomen import hu_to_window
-        from .io import read_dicom_series
+        from ..data.abdomen import hu_to_window
+        from ..io import read_dicom_series
 
         ct = read_dicom_series(p, on_error="skip")
         hu = np.asarray(ct.hu, dtype=np.float32)
@@ -85,7 +85,7 @@ class NoiseSetting:
         return f"gaussian σ={self.level:g}" if self.kind == "gaussian" else f"poisson I0={self.level:g}"
 
     def apply(self, y: torch.Tensor, seed: int) -> torch.Tensor:
-        from .noise import GaussianNoise, PoissonNoise
+        from ..noise import GaussianNoise, PoissonNoise
 
         if self.kind == "gaussian":
             return GaussianNoise(relative_sigma=self.level)(y, seed=seed) if self.level > 0 else y.clone()
@@ -136,7 +136,7 @@ class MethodResult:
 
 def scores(x: torch.Tensor, truth: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """PSNR and SSIM per image (data range 1, images clipped to [0, 1] first)."""
-    from .metrics import psnr, ssim
+    from ..metrics import psnr, ssim
 
     a = x.detach().clamp(0, 1).cpu().numpy()[:, 0]
     b = truth.detach().cpu().numpy()[:, 0]
@@ -147,7 +147,7 @@ def scores(x: torch.Tensor, truth: torch.Tensor) -> tuple[np.ndarray, np.ndarray
 def run_method(method: str, y: torch.Tensor, op, truth: torch.Tensor, prior=None, label: str | None = None,
                batch_size: int | None = None, **options) -> MethodResult:
     """Reconstruct every sinogram in ``y`` with ``method`` (batched) and score against ``truth``."""
-    from .solvers import get_solver
+    from ..solvers import get_solver
 
     solver = get_solver(method, **options)
     pr = prior if solver.needs_prior else None

@@ -9,13 +9,13 @@ Each (solver, N) runs in a fresh subprocess: it loads everything (operator, prio
 forward pass of the prior and one operator application, and records that as its baseline; the number
 reported is the solver's peak above it — on CPU the growth of the peak resident set (``VmHWM`` after
 resetting it at the baseline, so the parent process's size cannot leak in; ``ru_maxrss`` where /proc is
-missing), on GPU ``torch.cuda.max_memory_allocated`` minus the allocated baseline. One outer iteration is enough for memory (D-Flow: one L-BFGS
+missing; both read through :mod:`ctflow.peak_memory`), on GPU ``torch.cuda.max_memory_allocated`` minus the allocated baseline. One outer iteration is enough for memory (D-Flow: one L-BFGS
 ``.step`` with ``lbfgs_max_iter=1``; MS-Flow: one sweep + DC step); Euler steps as in the paper's
 figure; ``init="noise"`` so no back-integration is timed. Prior: a random-weight 64² UNet
 (base 16, mults (1,2,4,8)) unless ``--prior`` names a prior folder or shipped prior.
 
-    python benchmarks/memory.py [--steps 10 25 50 100 200] [--quick] [--device cuda] [--prior NAME]
-                                [--solvers dflow msflow msflow-vjp] [--out results/memory]
+    python -m ctflow.studies.memory [--steps 10 25 50 100 200] [--quick] [--device cuda] [--prior NAME]
+                                    [--solvers dflow msflow msflow-vjp] [--out results/memory]
 
 ``ctflow benchmark`` runs this study with the README's settings.
 """
@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -36,39 +35,13 @@ DEFAULT_STEPS = [10, 25, 50, 100, 200]
 QUICK_STEPS = [10, 25, 50]
 
 
-def _reset_peak_rss() -> int | None:
-    """Reset this process's peak-RSS mark (Linux ``/proc/self/clear_refs``) and return it (= current RSS).
-
-    ``getrusage``'s ``ru_maxrss`` is useless in a child of a large process: Linux carries the parent's RSS
-    at fork into the child's high-water mark across ``exec``. ``VmHWM`` after a reset is the child's own.
-    Returns None where unsupported (then ``ru_maxrss`` is used)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return _vm_hwm()
-    except OSError:
-        return None
-
-
-def _vm_hwm() -> int | None:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def _rss_bytes() -> int:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(r if sys.platform == "darwin" else r * 1024)
-
-
 def worker(cfg: dict) -> dict:
     """One measurement (run inside a fresh process)."""
     import torch
 
     torch.set_num_threads(int(cfg["threads"]))
     import ctflow
+    from ctflow.peak_memory import _vm_hwm, lifetime_peak_rss, reset_peak_rss
     from ctflow.priors.unet import UNet, UNetConfig
     from ctflow.priors.velocity import VelocityModel
     from ctflow.solvers import get_solver
@@ -113,8 +86,8 @@ def worker(cfg: dict) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
-        hwm = _reset_peak_rss()
-        base = hwm if hwm is not None else _rss_bytes()
+        hwm = reset_peak_rss()
+        base = hwm if hwm is not None else lifetime_peak_rss()
     t0 = time.perf_counter()
     rec = solver(y, op, prior=prior)
     wall = time.perf_counter() - t0
@@ -126,7 +99,7 @@ def worker(cfg: dict) -> dict:
         peak = _vm_hwm() - base
         kind = "cpu_vmhwm"
     else:
-        peak = _rss_bytes() - base
+        peak = lifetime_peak_rss() - base
         kind = "cpu_ru_maxrss"
     return {"solver": name, "steps": n, "peak_bytes": int(peak), "peak_mib": peak / 2**20, "wall_s": wall,
             "nfe": rec.nfe, "kind": kind, "device": str(device), "baseline_bytes": int(base)}
@@ -134,8 +107,8 @@ def worker(cfg: dict) -> dict:
 
 def measure(cfg: dict) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]), MKL_NUM_THREADS=str(cfg["threads"]))
-    cmd = [sys.executable, "-m", "ctflow.benchmarks.memory", "--worker", json.dumps(cfg)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cmd = [sys.executable, "-m", "ctflow.studies.memory", "--worker", json.dumps(cfg)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-2000:]
         if "out of memory" in tail.lower():

@@ -5,7 +5,7 @@ the RMSE of the prior's denoiser x̂1 = x_t + (1 − t)·v(x_t, t) against x1, s
 references computed in the same run: the best constant guess (the held-out mean image) and the
 rescaled input x_t / t. Also writes a PNG with prior samples above training images.
 
-    python benchmarks/prior_quality.py --prior results/prior-64 [--n 64] [--png results/prior-64/quality.png]
+    python tools/prior_quality.py --prior results/prior-64 [--n 64] [--png results/prior-64/quality.png]
 """
 
 from __future__ import annotations
@@ -38,11 +38,14 @@ def main() -> None:
     print(f"# prior {args.prior}: {s}x{s}, {len(x1)} held-out phantoms (seeds disjoint from training)")
     print("| t | prior denoiser RMSE | mean-image RMSE | x_t/t RMSE |")
     print("|---|---|---|---|")
+
+    def r(a):
+        return float(((a - x1) ** 2).mean().sqrt())
+
     with torch.no_grad():
         for t in (0.25, 0.5, 0.75, 0.9):
             xt = t * x1 + (1 - t) * x0
             den = prior.denoise(xt, t)
-            r = lambda a: float(((a - x1) ** 2).mean().sqrt())  # noqa: E731
             print(f"| {t} | {r(den):.4f} | {r(mean_img.expand_as(x1)):.4f} | {r(xt / t):.4f} |")
         if args.png:
             import matplotlib

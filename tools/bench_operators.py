@@ -5,7 +5,7 @@ a Python loop (create_sino / create_backprojection, the usual user code), and OD
 ``odl.contrib.torch.OperatorModule`` over ``RayTransform(impl="astra_cpu")``. Times are medians of
 ``--repeat`` runs after one warm-up; ratios are ODL time / method time (higher is faster).
 
-    python benchmarks/operators.py [--repeat 5] [--json results/operators.json]
+    python tools/bench_operators.py [--repeat 5] [--json results/operators.json]
 """
 
 from __future__ import annotations
