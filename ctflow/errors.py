@@ -46,3 +46,34 @@ class DataError(CTFlowError, ValueError):
     def __init__(self, message: str, path: str | None = None):
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
+
+    def __reduce__(self):  # keep ``path`` when the error crosses a process boundary (batch workers)
+        msg = str(self)
+        if self.path and msg.startswith(f"{self.path}: "):
+            msg = msg[len(self.path) + 2 :]
+        return (_rebuild_data_error, (type(self), msg, self.path))
+
+
+def _rebuild_data_error(cls, message, path):
+    return cls(message, path)
+
+
+class NonFiniteDataError(DataError, NonFiniteError):
+    """A file holds NaN/Inf where numbers are expected (pixel data, a rescale slope, a weight); names the file."""
+
+
+class LimitError(DataError):
+    """A file declares a size (array shape, element count, text length, nesting depth) beyond a configured
+    limit of :mod:`ctflow.limits`; nothing that large was allocated. The message names the file and the limit."""
+
+
+class GeometryFileError(GeometryError, DataError):
+    """A geometry file (or a geometry stored in a data file) is unreadable or invalid; names the file."""
+
+
+class ConfigFileError(ConfigError, DataError):
+    """A configuration file (``prior.json``, a preset file) is unreadable or invalid; names the file."""
+
+
+class TimeLimitError(DataError):
+    """Reading or reconstructing one input took longer than the per-input time limit (``--time-limit``)."""

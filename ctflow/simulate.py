@@ -20,9 +20,9 @@ import torch
 
 from .errors import DataError, GeometryError
 from .geometry import Geometry, load_geometry
-from .noise import GaussianNoise, PoissonNoise
+from .physics.noise import GaussianNoise, PoissonNoise
 from .operators import RayTransform
-from .phantoms import analytic_sinogram, ellipses_image, random_ellipses, shepp_logan_ellipses
+from .physics.phantoms import analytic_sinogram, ellipses_image, random_ellipses, shepp_logan_ellipses
 
 PHANTOMS = ("shepp-logan", "ellipses", "abdomen")
 
@@ -60,7 +60,9 @@ def load_image(path: str | os.PathLike, image_shape: tuple[int, int]) -> tuple[n
         img = ct.mu if ct.mu.ndim == 2 else ct.mu[ct.mu.shape[0] // 2]
         desc = f"DICOM {p.name} (HU → μ)"
     elif suffix == ".npy":
-        img = np.load(p, allow_pickle=False)
+        from .io.arrays import read_npy
+
+        img = read_npy(p, what="image")
         desc = f"array {p.name}"
     elif suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
         from PIL import Image
@@ -102,7 +104,7 @@ def simulate_scan(
     """Simulate a scan of ``phantom`` (a name in :data:`PHANTOMS` or an image path) on ``geometry``.
 
     ``gaussian`` adds relative Gaussian noise (σ = gaussian · max|y|); ``poisson_I0`` applies
-    Beer–Lambert counting noise with ``I0`` photons and ``mu_scale`` (see :mod:`ctflow.noise`).
+    Beer–Lambert counting noise with ``I0`` photons and ``mu_scale`` (see :mod:`ctflow.physics.noise`).
     The phantom seed (ellipses, abdomen) and the noise seed are both ``seed``.
     """
     g = load_geometry(geometry)

@@ -20,7 +20,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -348,35 +347,35 @@ def _missing_file_error(entry: MedMNISTFile, path: Path, base_url: str | None) -
     )
 
 
-def _read_split(path: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    if not zipfile.is_zipfile(path):
-        raise DataError("not a valid .npz file (not a zip archive); delete it and download it again", str(path))
+def _read_split(path: Path, split: str, size: int, as_float: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of one split, read through :class:`ctflow.io.arrays.NpzFile` (declared sizes
+    checked against :mod:`ctflow.limits` before anything is allocated, CRC verified)."""
+    from ..io.arrays import NpzFile
+
     ki, kl = f"{split}_images", f"{split}_labels"
+    hint = "; delete it and download it again"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            missing = [k for k in (ki, kl) if k not in keys]
+        with NpzFile(path, ".npz file") as npz:
+            missing = [k for k in (ki, kl) if k not in npz]
             if missing:
                 raise DataError(
-                    f"not a MedMNIST file: missing key(s) {missing}; keys present: {sorted(keys) or 'none'}", str(path)
+                    f"not a MedMNIST file: missing key(s) {missing}; keys present: {sorted(npz.keys) or 'none'}",
+                    str(path),
                 )
-            images = npz[ki]
-            labels = npz[kl]
-    except DataError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a damaged archive can fail anywhere (zipfile, zlib, npy header)
-        msg = f"corrupt .npz file ({type(e).__name__}: {e}); delete it and download it again"
-        raise DataError(msg, str(path)) from None
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
-        raise DataError(
-            f"{ki} must be uint8 of shape (N, {size}, {size}), got {images.dtype} {images.shape}", str(path)
-        )
-    if labels.dtype.kind not in "iu" or labels.ndim not in (1, 2) or (labels.ndim == 2 and labels.shape[1] != 1):
-        raise DataError(f"{kl} must be integers of shape (N, 1), got {labels.dtype} {labels.shape}", str(path))
-    labels = labels.reshape(-1).astype(np.int64)
-    if labels.shape[0] != images.shape[0]:
-        raise DataError(f"{ki} has {images.shape[0]} images but {kl} has {labels.shape[0]} labels", str(path))
-    return images, labels
+            (ishape, idt), (lshape, ldt) = npz.shape(ki), npz.shape(kl)
+            if idt != np.uint8 or len(ishape) != 3 or ishape[1:] != (size, size):
+                raise DataError(f"{ki} must be uint8 of shape (N, {size}, {size}), got {idt} {ishape}", str(path))
+            if ldt.kind not in "iu" or len(lshape) not in (1, 2) or (len(lshape) == 2 and lshape[1] != 1):
+                raise DataError(f"{kl} must be integers of shape (N, 1), got {ldt} {lshape}", str(path))
+            if lshape[0] != ishape[0]:
+                raise DataError(f"{ki} has {ishape[0]} images but {kl} has {lshape[0]} labels", str(path))
+            images = npz.read(ki, kinds="u", dtype=np.float32 if as_float else None)
+            labels = npz.read(kl, kinds="iu", dtype=np.int64)
+    except DataError as e:
+        if str(e).endswith(hint) or "limit" in str(e):
+            raise
+        raise type(e)(str(e).removeprefix(f"{path}: ") + hint, str(path)) from None
+    return images, labels.reshape(-1)
 
 
 def load_medmnist(
@@ -419,9 +418,9 @@ def load_medmnist(
         download_medmnist(entry.flag, entry.size, root, base_url=base_url)
     if verify:
         verify_medmnist_file(path, entry.flag, entry.size)
-    images, labels = _read_split(path, split, entry.size)
+    images, labels = _read_split(path, split, entry.size, as_float=as_float)
     if as_float:
-        images = images.astype(np.float32) / np.float32(255.0)
+        images /= np.float32(255.0)
     return images, labels
 
 

@@ -10,9 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Union
 
-from ..errors import GeometryError
+from ..errors import GeometryError, GeometryFileError
 from .fan import FanBeamGeometry
 from .parallel import ParallelBeamGeometry
+from .validation import _short
 
 _PRESET_PACKAGE = "ctflow.geometry.preset_files"
 
@@ -21,30 +22,66 @@ Geometry = Union[ParallelBeamGeometry, FanBeamGeometry]
 _TYPES: dict[str, type] = {"parallel": ParallelBeamGeometry, "fan": FanBeamGeometry}
 
 
+def _structure(d: dict) -> tuple[type, dict]:
+    """The geometry class and the keyword arguments of a mapping; GeometryError for a wrong type,
+    unknown or missing fields."""
+    if not isinstance(d, dict):
+        raise GeometryError(f"a geometry description must be a mapping, got {type(d).__name__}")
+    d = dict(d)
+    kind = d.pop("type", None)
+    if not isinstance(kind, str) or kind not in _TYPES:
+        raise GeometryError(f"geometry 'type' must be one of {sorted(_TYPES)}, got {_short(kind)}")
+    d.pop("description", None)
+    cls = _TYPES[kind]
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = {k for k in d if not isinstance(k, str) or k not in allowed}
+    if unknown:
+        names = sorted(_short(k) if not isinstance(k, str) else k for k in unknown)
+        raise GeometryError(f"unknown {kind} geometry field(s) {names}; allowed: {sorted(allowed)}")
+    missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING} - set(d)
+    if missing:
+        raise GeometryError(f"{kind} geometry is missing required field(s) {sorted(missing)}")
+    return cls, d
+
+
 def geometry_from_dict(d: dict, name: str | None = None) -> Geometry:
     """Build a geometry from :meth:`to_dict` output or a preset file's mapping.
 
     ``angles`` may be explicit radians, ``{count, start_deg, stop_deg}`` or ``{degrees: [...]}``.
     Unknown keys are errors (a typo must not silently fall back to a default).
     """
-    if not isinstance(d, dict):
-        raise GeometryError(f"a geometry description must be a mapping, got {type(d).__name__}")
-    d = dict(d)
-    kind = d.pop("type", None)
-    if kind not in _TYPES:
-        raise GeometryError(f"geometry 'type' must be one of {sorted(_TYPES)}, got {kind!r}")
-    d.pop("description", None)
-    cls = _TYPES[kind]
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - allowed
-    if unknown:
-        raise GeometryError(f"unknown {kind} geometry field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING} - set(d)
-    if missing:
-        raise GeometryError(f"{kind} geometry is missing required field(s) {sorted(missing)}")
+    cls, d = _structure(d)
     if name is not None and d.get("name") is None:
         d["name"] = name
-    return cls(**d)
+    try:
+        return cls(**d)
+    except GeometryError:
+        raise
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as e:
+        # values the field checks pass but the derived quantities cannot handle (e.g. an offset of
+        # 1e308 mm overflows the default detector count)
+        raise GeometryError(f"invalid {cls.kind} geometry: {type(e).__name__}: {e}") from None
+
+
+def geometry_from_mapping(d: object, source: str, path: str | os.PathLike, *,
+                          error: type[GeometryError] = GeometryFileError, name: str | None = None) -> Geometry:
+    """A geometry from an untrusted parsed mapping (a geometry file, the JSON stored in a data file):
+    structure, then :data:`ctflow.schemas.GEOMETRY_SCHEMA` (types and ranges), then the classes' own
+    checks. Every failure is ``error`` naming ``path`` (and ``source``, e.g. ``"geometry file"``)."""
+    from ..schemas import GEOMETRY_SCHEMA, validate_mapping
+
+    p = str(path)
+    if not isinstance(d, dict):
+        raise error(f"{source} does not describe a geometry (expected a mapping with a 'type' key, got "
+                    f"{type(d).__name__})", p)
+    try:
+        _structure(d)
+        validate_mapping(d, GEOMETRY_SCHEMA, source, error=error, path=p)
+        return geometry_from_dict(d, name=name)
+    except error:
+        raise
+    except GeometryError as e:
+        raise error(f"{source}: {e}", p) from None
 
 
 def _preset_dir():
@@ -56,6 +93,7 @@ def _preset_names() -> list[str]:
 
 
 def _read_mapping(text: str, source: str) -> dict:
+    """Parse a shipped preset (trusted text)."""
     import yaml
 
     try:
@@ -78,8 +116,12 @@ def load_geometry(name_or_path: str | os.PathLike | Geometry) -> Geometry:
     p = Path(s)
     if p.suffix.lower() in (".yaml", ".yml", ".json") or p.exists():
         if not p.is_file():
-            raise GeometryError(f"geometry file {p} does not exist")
-        return geometry_from_dict(_read_mapping(p.read_text(encoding="utf-8"), str(p)), name=p.stem)
+            raise GeometryFileError("geometry file does not exist" if not p.exists() else "geometry file is not a file",
+                                    str(p))
+        from ..schemas import read_mapping_file
+
+        data = read_mapping_file(p, what="geometry file", error=GeometryFileError)
+        return geometry_from_mapping(data, "geometry file", p, name=p.stem)
     names = _preset_names()
     if s not in names:
         close = difflib.get_close_matches(s, names, n=3, cutoff=0.6)

@@ -10,11 +10,23 @@ import numpy as np
 from ..errors import GeometryError
 
 
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to a readable length (a 400-digit integer from a corrupt file stays short)."""
+    r = repr(value)
+    return r if len(r) <= 60 else f"{r[:40]}…({len(r)} characters)"
+
+
+def _max_count() -> int:
+    from ..limits import current
+
+    return current().max_count
+
+
 def _positive_float(cls: str, name: str, value: Any) -> float:
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise GeometryError(f"{cls}: {name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise GeometryError(f"{cls}: {name} must be a finite number, got {_short(value)}") from None
     if not math.isfinite(v) or v <= 0:
         raise GeometryError(f"{cls}: {name} must be a positive finite number of millimetres, got {value!r}")
     return v
@@ -23,8 +35,8 @@ def _positive_float(cls: str, name: str, value: Any) -> float:
 def _finite_float(cls: str, name: str, value: Any) -> float:
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise GeometryError(f"{cls}: {name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise GeometryError(f"{cls}: {name} must be a finite number, got {_short(value)}") from None
     if not math.isfinite(v):
         raise GeometryError(f"{cls}: {name} must be finite, got {value!r}")
     return v
@@ -35,10 +47,25 @@ def _positive_int(cls: str, name: str, value: Any) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise GeometryError(f"{cls}: {name} must be a positive integer, got {value!r}")
+            raise GeometryError(f"{cls}: {name} must be a positive integer, got {_short(value)}")
     if value < 1:
-        raise GeometryError(f"{cls}: {name} must be a positive integer, got {value!r}")
+        raise GeometryError(f"{cls}: {name} must be a positive integer, got {_short(value)}")
+    cap = _max_count()
+    if value > cap:
+        raise GeometryError(f"{cls}: {name} must be at most {cap} (ctflow.limits max_count), got {_short(value)}")
     return int(value)
+
+
+def _check_angle_count(cls: str, n: int) -> None:
+    """A count of views allocates a tuple of n floats: bound it by the limits before building it."""
+    from ..errors import LimitError
+    from ..limits import check_bytes
+
+    _positive_int(cls, "the number of angles", n)
+    try:
+        check_bytes(40 * n, f"{cls}: {n} projection angles")
+    except LimitError as e:
+        raise GeometryError(str(e)) from None
 
 
 def _image_shape(cls: str, value: Any) -> tuple[int, int]:
@@ -62,13 +89,14 @@ def _angles(cls: str, value: Any, full_circle: float) -> tuple[float, ...]:
         n = int(value)
         if n < 1:
             raise GeometryError(f"{cls}: a geometry needs at least one projection angle, got {n}")
+        _check_angle_count(cls, n)
         return _uniform_angles(n, 0.0, math.degrees(full_circle))
     if hasattr(value, "detach"):  # torch tensor
         value = value.detach().cpu().numpy()
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise GeometryError(f"{cls}: angles must be a count or a sequence of radians, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise GeometryError(f"{cls}: angles must be a count or a sequence of radians, got {_short(value)}") from None
     if arr.size == 0:
         raise GeometryError(f"{cls}: a geometry needs at least one projection angle, got an empty list")
     if not np.all(np.isfinite(arr)):
@@ -78,7 +106,10 @@ def _angles(cls: str, value: Any, full_circle: float) -> tuple[float, ...]:
 
 def _angles_from_spec(cls: str, spec: dict, full_circle: float) -> Any:
     if "degrees" in spec:
-        return np.deg2rad(np.asarray(spec["degrees"], dtype=np.float64))
+        try:
+            return np.deg2rad(np.asarray(spec["degrees"], dtype=np.float64))
+        except (TypeError, ValueError, OverflowError):
+            raise GeometryError(f"{cls}: angles.degrees must be a list of numbers, got {_short(spec['degrees'])}") from None
     if "radians" in spec:
         return spec["radians"]
     unknown = set(spec) - {"count", "start_deg", "stop_deg"}
@@ -88,8 +119,9 @@ def _angles_from_spec(cls: str, spec: dict, full_circle: float) -> Any:
             f"{{degrees: [...]}} or {{radians: [...]}}; got keys {sorted(spec)}"
         )
     n = _positive_int(cls, "angles.count", spec["count"])
-    start = float(spec.get("start_deg", 0.0))
-    stop = float(spec.get("stop_deg", math.degrees(full_circle)))
+    _check_angle_count(cls, n)
+    start = _finite_float(cls, "angles.start_deg", spec.get("start_deg", 0.0))
+    stop = _finite_float(cls, "angles.stop_deg", spec.get("stop_deg", math.degrees(full_circle)))
     if stop <= start:
         raise GeometryError(f"{cls}: angles.stop_deg must be larger than start_deg, got {spec}")
     return _uniform_angles(n, start, stop)

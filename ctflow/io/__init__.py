@@ -5,7 +5,13 @@
   private-tag table and codec in :mod:`.dicom_ctpd_tags`;
 * :mod:`.dicom_common`: the reading guard (pydicom errors → DataError naming the file), input
   listing, ``on_error``, number formatting and the CT dataset skeleton;
-* :mod:`.hdf5`: sinograms and reconstructions in HDF5; :mod:`.convert`: format conversion.
+* :mod:`.hdf5`: sinograms and reconstructions in HDF5; :mod:`.convert`: format conversion;
+* :mod:`.arrays`: guarded ``.npy``/``.npz`` reading (declared sizes checked against
+  :mod:`ctflow.limits` before allocating, no pickle), used by every npz loader.
+
+Every reader is a validated boundary: any failure is a :class:`~ctflow.errors.CTFlowError` naming the
+file, NaN/Inf data and impossible geometry are refused, and declared sizes are checked before anything
+is allocated (see the README's "Reliability" section).
 
 ``MU_WATER``, ``hu_to_mu`` and ``mu_to_hu`` live in :mod:`ctflow.units` and are re-exported here.
 """

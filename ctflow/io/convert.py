@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import CTFlowError, DataError
 from ..files import atomic_path
 from ..geometry import FanBeamGeometry, Geometry
 from ..units import mu_to_hu
@@ -37,19 +37,30 @@ class Loaded:
 
 
 def _is_ctpd(path: Path) -> bool:
+    """Whether ``path`` (a file, or a folder's first visible file) is DICOM-CT-PD projection data.
+
+    Only the header is parsed (pixel data skipped); an unreadable file is "not projection data" and the
+    image reader then reports its precise problem.
+    """
     import pydicom
 
     from .dicom_ctpd_tags import CTPD_CREATOR
 
-    first = path if path.is_file() else next((f for f in sorted(path.iterdir()) if f.is_file() and not f.name.startswith(".")), None)
+    try:
+        if path.is_file():
+            first = path
+        else:
+            first = next((f for f in sorted(path.iterdir()) if f.is_file() and not f.name.startswith(".")), None)
+    except OSError as e:
+        raise DataError(f"cannot list the folder: {e.strerror or e}", str(path)) from None
     if first is None:
         raise DataError("the folder is empty", str(path))
+    from ..files import CappedReader
+
     try:
-        ds = pydicom.dcmread(first, stop_before_pixels=True)
-        ds.private_block(0x7029, CTPD_CREATOR)
-        return True
-    except KeyError:
-        return False
+        with CappedReader(first) as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+        return CTPD_CREATOR in ds.private_creators(0x7029)
     except Exception:  # noqa: BLE001 (not DICOM at all: the image reader then reports the precise problem)
         return False
 
@@ -60,22 +71,28 @@ def read_any(
     image_shape: int | tuple[int, int] = 512,
     on_error: str = "raise",
 ) -> Loaded:
-    """Read an image or a sinogram from DICOM, DICOM-CT-PD, HDF5 or ``.npy``."""
+    """Read an image or a sinogram from DICOM, DICOM-CT-PD, HDF5 or ``.npy``.
+
+    Every failure is a :class:`~ctflow.errors.CTFlowError` naming the input (a DataError for the file
+    itself, a GeometryError/GeometryFileError for a bad ``geometry`` argument).
+    """
     p = Path(path)
+    try:
+        return _read_any(p, geometry, image_shape, on_error)
+    except CTFlowError:
+        raise
+    except Exception as e:  # noqa: BLE001 (the readers guard their libraries; this is the last line)
+        raise DataError(f"cannot read the input: {type(e).__name__}: {e}", str(p)) from None
+
+
+def _read_any(p: Path, geometry, image_shape, on_error: str) -> Loaded:
     if not p.exists():
         raise DataError("file or folder does not exist", str(p))
     suffix = p.suffix.lower()
     if suffix in (".h5", ".hdf5"):
-        import h5py
+        from .hdf5 import file_kind, read_image_h5, read_sinogram_h5
 
-        from .hdf5 import read_image_h5, read_sinogram_h5
-
-        try:
-            with h5py.File(p, "r") as f:
-                kind = f.attrs.get("kind", "")
-                kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-        except OSError as e:
-            raise DataError(f"not a readable HDF5 file ({e})", str(p)) from None
+        kind = file_kind(p)
         if kind == "reconstruction":
             im = read_image_h5(p)
             units = str(im.attrs.get("units", "mu"))
@@ -83,8 +100,12 @@ def read_any(
         sf = read_sinogram_h5(p, geometry=geometry)
         return Loaded("sinogram", sf.sinogram, sf.geometry, meta={"noise": sf.noise})
     if suffix == ".npy":
-        arr = np.load(p, allow_pickle=False)
-        return Loaded("image", np.asarray(arr, dtype=np.float32), units="unknown")
+        from .arrays import read_npy
+
+        arr = read_npy(p, what="image array", dtype=np.float32)
+        if arr.ndim not in (2, 3) or 0 in arr.shape:
+            raise DataError(f"an image array must have shape (H, W) or (n, H, W), got {arr.shape}", str(p))
+        return Loaded("image", arr, units="unknown")
     if p.is_dir() or suffix in (".dcm", ""):
         from .dicom_ctpd import read_dicom_ctpd
         from .dicom_image import read_dicom_image, read_dicom_series

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import math
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import DataError, NonFiniteError, ShapeError
+from ..errors import DataError, NonFiniteDataError, NonFiniteError, ShapeError
 from ..files import atomic_path
 
 
@@ -67,6 +69,29 @@ def _ds_str(value: float) -> str:
     return format_number_as_ds(float(value))
 
 
+def _floats_or_empty(value: Any) -> list[float]:
+    """:func:`_floats`, or ``[]`` when the value is not numbers (optional display metadata)."""
+    try:
+        vals = _floats(value)
+    except (TypeError, ValueError, OverflowError):
+        return []
+    return vals if all(math.isfinite(v) for v in vals) else []
+
+
+@contextlib.contextmanager
+def _guard(where: str | os.PathLike):
+    """The last line of defence of a public reader: any non-ctflow exception becomes a DataError naming
+    ``where`` (the per-file guards name the file itself first)."""
+    from ..errors import CTFlowError
+
+    try:
+        yield
+    except CTFlowError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"cannot read it ({type(e).__name__}: {e})", str(where)) from None
+
+
 def _floats(value: Any) -> list[float]:
     """Numbers of a DS/FD/multi-valued element (or its raw bytes) as a list of floats."""
     if value is None or value == "":
@@ -84,6 +109,13 @@ def _floats(value: Any) -> list[float]:
 # --------------------------------------------------------------------------------------------
 def _list_inputs(source: str | os.PathLike | Iterable, what: str) -> tuple[list[Path], str]:
     """Files to read: a folder's visible regular files (sorted by name) or the given paths."""
+    try:
+        return _list_inputs_unguarded(source, what)
+    except OSError as e:
+        raise DataError(f"cannot list the input: {e.strerror or e}", str(source) if isinstance(source, (str, os.PathLike)) else None) from None
+
+
+def _list_inputs_unguarded(source, what: str) -> tuple[list[Path], str]:
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         if p.is_dir():
@@ -126,19 +158,68 @@ def _warn_skipped(skipped: list[tuple[str, str]], total: int, what: str) -> None
 # --------------------------------------------------------------------------------------------
 # the reading guard
 # --------------------------------------------------------------------------------------------
+# Elements whose failure to decode makes the file unusable (image pixel module, rescale, spacing, SOP/modality,
+# transfer syntax); an undecodable element elsewhere is dropped with a warning instead.
+_CRITICAL_GROUPS = (0x0002, 0x0028, 0x7FE0)
+_CRITICAL_TAGS = (0x00080016, 0x00080060)
+_MAX_SEQUENCE_DEPTH = 16
+
+
+def _decode_eagerly(ds, path: Path, dropped: list, depth: int = 0) -> None:
+    """Convert every raw element of ``ds`` (and of nested sequences) now, inside the reading guard.
+
+    pydicom decodes values lazily, on first access, so a damaged value would otherwise raise later,
+    anywhere (``ValueError``, ``BytesLengthException``, ``NotImplementedError``, ...), outside any
+    guard. Critical elements that fail raise DataError naming the element; others are deleted and
+    listed in ``dropped``.
+    """
+    if depth > _MAX_SEQUENCE_DEPTH:
+        raise DataError(f"sequences are nested more than {_MAX_SEQUENCE_DEPTH} levels deep", str(path))
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+            value = elem.value
+            if elem.VR == "SQ":
+                for item in value:
+                    _decode_eagerly(item, path, dropped, depth + 1)
+        except DataError:
+            raise
+        except Exception as e:  # noqa: BLE001 (each VR converter raises its own types)
+            if depth == 0 and (tag.group in _CRITICAL_GROUPS or int(tag) in _CRITICAL_TAGS):
+                raise DataError(f"element {tag} cannot be decoded ({type(e).__name__}: {e})", str(path)) from None
+            dropped.append(f"{tag} ({type(e).__name__})")
+            try:
+                del ds[tag]
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+
 def _dcmread(path: Path):
-    """Read a DICOM file (header and pixel data) or raise DataError naming it."""
+    """Read a DICOM file and decode every element eagerly, or raise DataError naming it."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    if not path.exists():
-        raise DataError("file does not exist", str(path))
-    if not path.is_file():
-        raise DataError("is not a regular file", str(path))
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        if not path.exists():
+            raise DataError("file does not exist", str(path))
+        if not path.is_file():
+            raise DataError("is not a regular file", str(path))
+    except OSError as e:  # a name too long, permissions
+        raise DataError(f"cannot access the file: {e.strerror or e}", str(path)) from None
+    from ..files import CappedReader
+    from ..limits import check_bytes
+
+    check_bytes(path.stat().st_size, "the file", path)
+    dropped: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught, CappedReader(path) as fh:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, force=False)
+            ds = pydicom.dcmread(fh, force=False)
+            if getattr(ds, "file_meta", None) is not None:
+                _decode_eagerly(ds.file_meta, path, dropped)
+            _decode_eagerly(ds, path, dropped)
+    except DataError:
+        raise
     except InvalidDicomError as e:
         raise DataError(f"not a DICOM file ({e})", str(path)) from None
     except Exception as e:  # noqa: BLE001 (a corrupt header makes pydicom raise many types)
@@ -148,6 +229,9 @@ def _dcmread(path: Path):
         if "EOF" in text or "end of file" in text.lower():
             raise DataError(f"truncated DICOM file ({text})", str(path))
         warnings.warn(w.message, w.category, stacklevel=3)
+    if dropped:
+        warnings.warn(f"{path}: ignored {len(dropped)} undecodable element(s): {', '.join(dropped[:5])}"
+                      f"{' …' if len(dropped) > 5 else ''}", UserWarning, stacklevel=3)
     # pydicom reads a cut-off file without complaint: the last element is then shorter than declared
     tags = list(ds.keys())
     if not tags:
@@ -180,14 +264,41 @@ def _has_pixels(ds) -> bool:
     return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
 
 
+def _int_element(ds, keyword: str, default: int, path: Path) -> int:
+    value = ds.get(keyword, default)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{keyword} is not an integer ({str(value)[:40]!r})", str(path)) from None
+
+
+def _check_pixel_size(ds, path: Path) -> None:
+    """Refuse declared image sizes beyond :mod:`ctflow.limits` before the decoder allocates them."""
+    from ..limits import check_array
+
+    rows = _int_element(ds, "Rows", 0, path)
+    cols = _int_element(ds, "Columns", 0, path)
+    frames = _int_element(ds, "NumberOfFrames", 1, path)
+    samples = _int_element(ds, "SamplesPerPixel", 1, path)
+    bits = _int_element(ds, "BitsAllocated", 16, path)
+    if rows < 1 or cols < 1 or frames < 1 or samples < 1 or bits < 1:
+        raise DataError(f"invalid image size: Rows {rows}, Columns {cols}, NumberOfFrames {frames}, "
+                        f"SamplesPerPixel {samples}, BitsAllocated {bits}", str(path))
+    # stored values, the float64 rescale and the float32 result
+    check_array((frames, rows, cols, samples), max(bits // 8, 1), "the pixel data", path, 12)
+
+
 def _decode_pixels(ds, path: Path) -> np.ndarray:
-    """Stored pixel values (before rescale) or DataError naming the file."""
+    """Stored pixel values (before rescale) or DataError naming the file; sizes checked first."""
     if not _has_pixels(ds):
         raise DataError(_no_pixels_message(ds), str(path))
+    _check_pixel_size(ds, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns before raising on short pixel data
-            return np.asarray(ds.pixel_array)
+            arr = np.asarray(ds.pixel_array)
     except Exception as e:  # noqa: BLE001 (each decoder plugin raises its own types)
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         ts_name = getattr(ts, "name", ts)
@@ -196,6 +307,43 @@ def _decode_pixels(ds, path: Path) -> np.ndarray:
             f"decoder plugin?): {type(e).__name__}: {e}",
             str(path),
         ) from None
+    if arr.dtype.kind not in "biuf" or arr.size == 0:
+        raise DataError(f"the pixel data decode to an unusable array ({arr.dtype}, shape {arr.shape})", str(path))
+    if arr.dtype.kind == "f":
+        from .arrays import count_nonfinite
+
+        bad = count_nonfinite(arr)
+        if bad:
+            raise NonFiniteDataError(f"the float pixel data contain {bad} NaN/Inf value(s) out of {arr.size}", str(path))
+    return arr
+
+
+def _rescaled(stored: np.ndarray, ds, path: Path, dtype=np.float32) -> np.ndarray:
+    """``stored·RescaleSlope + RescaleIntercept`` (as pydicom's ``apply_rescale``), finite or DataError."""
+    from pydicom.pixels import apply_rescale
+
+    for key in ("RescaleSlope", "RescaleIntercept"):
+        if key in ds and ds.get(key) not in (None, ""):
+            try:
+                v = float(ds.get(key))
+            except (TypeError, ValueError, OverflowError):
+                raise DataError(f"{key} {str(ds.get(key))[:40]!r} is not a number", str(path)) from None
+            if not math.isfinite(v):
+                raise NonFiniteDataError(f"{key} is {v!r}; the pixel values would not be finite", str(path))
+    try:
+        with np.errstate(all="ignore"):
+            out = np.asarray(apply_rescale(stored, ds), dtype=dtype)
+    except Exception as e:  # noqa: BLE001 (bad slope/intercept values raise many types)
+        raise DataError(f"cannot apply the rescale (RescaleSlope/RescaleIntercept): {type(e).__name__}: {e}",
+                        str(path)) from None
+    from .arrays import count_nonfinite
+
+    bad = count_nonfinite(out)
+    if bad:
+        raise NonFiniteDataError(f"{bad} pixel value(s) are not finite after the rescale (RescaleSlope "
+                                 f"{ds.get('RescaleSlope')!s:.20}, RescaleIntercept {ds.get('RescaleIntercept')!s:.20})",
+                                 str(path))
+    return out
 
 
 def _instance_number(ds) -> int | None:

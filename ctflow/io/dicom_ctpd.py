@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, GeometryError, ShapeError
+from ..files import FolderInUseError, atomic_folder
 from ..geometry import FanBeamGeometry
 from .dicom_common import (
     _base_dataset,
@@ -34,17 +37,27 @@ from .dicom_common import (
     _decode_pixels,
     _ds,
     _ds_str,
+    _guard,
     _has_pixels,
     _instance_number,
     _list_inputs,
     _reason,
-    _save_atomic,
+    _rescaled,
     _to_numpy,
     _warn_skipped,
 )
-from .dicom_ctpd_tags import _T_COLS, _T_ROWS, _read_view_tags, _tag_label, _write_view_tags
+from .dicom_ctpd_tags import (
+    _T_COLS,
+    _T_ROWS,
+    UnsupportedScanError,
+    _read_manifest_tags,
+    _read_view_tags,
+    _tag_label,
+    _write_manifest_tags,
+    _write_view_tags,
+)
 
-__all__ = ["ProjectionData", "read_dicom_ctpd", "write_dicom_ctpd"]
+__all__ = ["ProjectionData", "UnsupportedScanError", "read_dicom_ctpd", "write_dicom_ctpd"]
 
 _UINT16_MAX = 65535
 
@@ -137,9 +150,10 @@ def write_dicom_ctpd(
     (7031,1002)        focal-centre z, mm (FD)
     (7031,1003)        ρ₀ = source_to_isocenter, mm (FD)
     (7031,1031)        focal-centre-to-detector distance = source_to_detector, mm (FD)
-    (7031,1033)        central element (column, row), 0-based:
-                       :math:`((n-1)/2 - \text{offset}/\text{spacing},\ (\text{rows}-1)/2)` (FD×2)
+    (7031,1033)        central element (column, row), **1-based** as in the TCIA data and public readers:
+                       :math:`((n+1)/2 - \text{offset}/\text{spacing},\ (\text{rows}+1)/2)` (FD×2)
     (7033,1013)        projections per rotation, ≈ 2π / median angular step (US)
+    (7033,100E)        flying focal spot mode ``FFSNONE``; (7037,1009) type of projection data ``AXIAL``
     =================  ==========================================================================
 
     A second private block (group 7035, creator ``"CTFLOW"``) keeps the exact θ and
@@ -208,53 +222,75 @@ def write_dicom_ctpd(
     now = _dt.datetime.now()
     width = max(5, len(str(n_views)))
     folder = Path(folder)
-    out = []
-    for i in range(n_views):
-        view = np.broadcast_to(sino[i][None, :], (rows, n_det))
-        q, a, b = _quantize_uint16(view)
-        ds = _base_dataset(
-            sop_class="1.2.840.10008.5.1.4.1.1.2",
-            now=now,
-            patient_id=patient_id,
-            patient_name=patient_name,
-            study_uid=study_uid,
-            series_uid=series_uid,
-            frame_of_reference_uid=for_uid,
-            instance_number=i + 1,
-            series_description=description,
-            image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
-        )
-        ds.ImageComments = "CT projection data (line integrals), DICOM-CT-PD style, written by ctflow"
-        ds.SliceThickness = _ds_str(axial_spacing)
-        ds.PixelSpacing = [_ds_str(axial_spacing), _ds_str(geometry.detector_spacing)]
-        ds.ImagePositionPatient = [0, 0, _ds_str(z_position)]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.set_pixel_data(np.ascontiguousarray(q), photometric_interpretation="MONOCHROME2", bits_stored=16,
-                          generate_instance_uid=False)
-        ds.RescaleIntercept = _ds_str(b)
-        ds.RescaleSlope = _ds_str(a)
-        ds.RescaleType = "US"
-        _write_view_tags(ds, geometry, float(angles[i]), rows=rows, axial_spacing=axial_spacing,
-                         z_position=z_position, projections_per_rotation=ppr, noise_json=noise_json)
-        path = folder / f"{prefix}{i + 1:0{width}d}.dcm"
-        _save_atomic(ds, path)
-        out.append(path)
-    return out
+    quantized = [_quantize_uint16(np.broadcast_to(sino[i][None, :], (rows, n_det))) for i in range(n_views)]
+    digests = [_pixel_digest(np.ascontiguousarray(q).astype("<u2").tobytes(), float(_ds_str(a)), float(_ds_str(b)))
+               for q, a, b in quantized]
+    scan_digest = hashlib.sha256("".join(digests).encode("ascii")).hexdigest()
+    names = [f"{prefix}{i + 1:0{width}d}.dcm" for i in range(n_views)]
+    pattern = re.compile(rf"^{re.escape(prefix)}\d+\.dcm$")
+    try:
+        with atomic_folder(folder, replaceable=lambda name: bool(pattern.match(name))) as tmp:
+            for i in range(n_views):
+                q, a, b = quantized[i]
+                ds = _base_dataset(
+                    sop_class="1.2.840.10008.5.1.4.1.1.2",
+                    now=now,
+                    patient_id=patient_id,
+                    patient_name=patient_name,
+                    study_uid=study_uid,
+                    series_uid=series_uid,
+                    frame_of_reference_uid=for_uid,
+                    instance_number=i + 1,
+                    series_description=description,
+                    image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
+                )
+                ds.ImageComments = "CT projection data (line integrals), DICOM-CT-PD style, written by ctflow"
+                ds.SliceThickness = _ds_str(axial_spacing)
+                ds.PixelSpacing = [_ds_str(axial_spacing), _ds_str(geometry.detector_spacing)]
+                ds.ImagePositionPatient = [0, 0, _ds_str(z_position)]
+                ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+                ds.set_pixel_data(np.ascontiguousarray(q), photometric_interpretation="MONOCHROME2", bits_stored=16,
+                                  generate_instance_uid=False)
+                ds.RescaleIntercept = _ds_str(b)
+                ds.RescaleSlope = _ds_str(a)
+                ds.RescaleType = "US"
+                _write_view_tags(ds, geometry, float(angles[i]), rows=rows, axial_spacing=axial_spacing,
+                                 z_position=z_position, projections_per_rotation=ppr, noise_json=noise_json)
+                _write_manifest_tags(ds, n_views, i, digests[i], scan_digest)
+                ds.save_as(tmp / names[i], enforce_file_format=True)
+    except FolderInUseError as e:
+        raise DataError(f"cannot write the projection folder: {e}", str(folder)) from None
+    return [folder / name for name in names]
+
+
+def _pixel_digest(data: bytes, slope: float, intercept: float) -> str:
+    """SHA-256 of a view's stored pixel bytes and its rescale (what its values are made of)."""
+    h = hashlib.sha256(data)
+    h.update(f"{float(slope)!r},{float(intercept)!r}".encode("ascii"))
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------
 def _read_ctpd_view(path: Path) -> dict:
-    """One projection file → dict(path, view, theta, instance, z, key, ppr, noise, ds); ``key`` holds
-    the geometry values that every view of a scan must share."""
+    """One projection file → dict(path, view, theta, instance, z, key, ppr, noise, manifest, ds); ``key``
+    holds the geometry values that every view of a scan must share. Every failure is a DataError naming
+    the file."""
+    try:
+        return _read_ctpd_view_unguarded(path)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 (the last line of defence)
+        raise DataError(f"cannot read the projection file ({type(e).__name__}: {e})", str(path)) from None
+
+
+def _read_ctpd_view_unguarded(path: Path) -> dict:
     ds = _dcmread(path)
     g = _read_view_tags(ds, path)
     rows, cols = g["rows"], g["cols"]
     if not _has_pixels(ds):
         raise DataError("has the DICOM-CT-PD geometry but no pixel data", str(path))
-    from pydicom.pixels import apply_rescale
-
     stored = _decode_pixels(ds, path)
     if stored.shape == (rows, cols):
         pass
@@ -266,11 +302,29 @@ def _read_ctpd_view(path: Path) -> dict:
             f"of {_tag_label(_T_ROWS)}/{_tag_label(_T_COLS)}",
             str(path),
         )
-    values = np.asarray(apply_rescale(stored, ds), dtype=np.float64)
-    row = int(np.clip(math.floor(g["central"][1] + 0.5), 0, rows - 1))
+    manifest = _read_manifest_tags(ds, path)
+    if manifest is not None:
+        raw = ds.get("PixelData")
+        try:
+            slope, icpt = float(ds.get("RescaleSlope", 1.0)), float(ds.get("RescaleIntercept", 0.0))
+        except (TypeError, ValueError, OverflowError):
+            slope = icpt = float("nan")
+        if not isinstance(raw, (bytes, bytearray)) or _pixel_digest(bytes(raw), slope, icpt) != manifest["digest"]:
+            raise DataError(
+                "the pixel data or their rescale do not match the checksum ctflow wrote with them (the file was "
+                "modified or damaged)",
+                str(path),
+            )
+    values = _rescaled(stored, ds, path, dtype=np.float64)
+    r = float(np.clip(g["central"][1], 0, rows - 1))  # the central row, 0-based (x.5 for an even row count)
+    r0 = math.floor(r)
+    r1, frac = min(r0 + 1, rows - 1), r - math.floor(r)
+    view = ((1.0 - frac) * values[r0] + frac * values[r1]).astype(np.float32)
+    if not np.all(np.isfinite(view)):
+        raise DataError("the projection values overflow float32", str(path))
     return {
         "path": path,
-        "view": values[row].astype(np.float32),
+        "view": view,
         "theta": g["theta"],
         "instance": _instance_number(ds),
         "z": g["z"],
@@ -286,8 +340,49 @@ def _read_ctpd_view(path: Path) -> dict:
         },
         "ppr": g["ppr"],
         "noise": g["noise"],
+        "manifest": manifest,
         "ds": ds,
     }
+
+
+def _check_manifest(views: list[dict], on_error: str, where: str) -> None:
+    """Check the views written by ctflow against their manifest: one scan, every view present once.
+
+    A folder cut short (a copy or write interrupted after some views) is a DataError in ``"raise"``
+    mode; in ``"skip"`` mode the missing views are counted in a warning.
+    """
+    import warnings
+
+    tagged = [v for v in views if v["manifest"] is not None]
+    if not tagged:
+        return
+    ref = tagged[0]
+    m0 = ref["manifest"]
+    for v in views:
+        m = v["manifest"]
+        if m is None or m["scan"] != m0["scan"] or m["n_views"] != m0["n_views"]:
+            what = "has no ctflow manifest" if m is None else "belongs to another scan (its manifest differs)"
+            raise DataError(f"{what}, unlike {ref['path']}: views of different scans are mixed", str(v["path"]))
+    seen: dict[int, dict] = {}
+    for v in views:
+        i = v["manifest"]["index"]
+        if i in seen:
+            raise DataError(f"holds view {i + 1} of the scan, as does {seen[i]['path']}", str(v["path"]))
+        seen[i] = v
+    n = m0["n_views"]
+    missing = [i for i in range(n) if i not in seen]
+    if not missing:
+        digests = "".join(seen[i]["manifest"]["digest"] for i in range(n))
+        if hashlib.sha256(digests.encode("ascii")).hexdigest() != m0["scan"]:
+            raise DataError("the views' checksums do not add up to the scan checksum of the manifest "
+                            f"(e.g. {ref['path']}): files were modified or mixed", where)
+        return
+    first = ", ".join(str(i + 1) for i in missing[:5]) + (" …" if len(missing) > 5 else "")
+    msg = (f"incomplete scan: ctflow's manifest lists {n} views but {len(missing)} are missing (views {first}); "
+           "the folder was cut short (interrupted copy or write) or files were removed")
+    if on_error == "raise":
+        raise DataError(msg + "; pass on_error='skip' to read the views that are there", where)
+    warnings.warn(f"{where}: {msg}", UserWarning, stacklevel=3)
 
 
 def _geometry_difference(a: dict, b: dict) -> str | None:
@@ -315,10 +410,13 @@ def read_dicom_ctpd(
     Views are sorted by InstanceNumber, then by angle. The geometry is built from the private
     tags (see :func:`write_dicom_ctpd`): θ = φ₀ + π/2, ``source_to_isocenter = ρ₀``,
     ``source_to_detector`` = focal-centre-to-detector distance, ``detector_offset =
-    ((n−1)/2 − c)·spacing`` for central column ``c`` (0-based), ``CYLINDRICAL``/``SPHERICAL`` →
+    ((n+1)/2 − c)·spacing`` for DetectorCentralElement column ``c`` (1-based, the DICOM-CT-PD convention:
+    :mod:`.dicom_ctpd_tags` says where that comes from), ``CYLINDRICAL``/``SPHERICAL`` →
     ``"curved"``, ``FLAT`` → ``"flat"``. For files written by ctflow the exact θ and offset stored
     in the ``CTFLOW`` block are used, so the geometry compares equal (``==``) to the one written.
-    For a multi-row detector the row nearest the central row is returned (ctflow is 2D).
+    For a multi-row detector the central row is returned (interpolated linearly between the two rows
+    around it for an even row count; ctflow is 2D). Helical and flying-focal-spot scans are refused
+    with :class:`~ctflow.io.dicom_ctpd_tags.UnsupportedScanError` (a DataError), whatever ``on_error`` says.
 
     Projection data do not define an image grid: ``image_shape`` is taken as given and
     ``pixel_size`` defaults to :math:`2 r_\text{FOV} / \sqrt{H^2 + W^2}`, the largest pixel for
@@ -354,13 +452,18 @@ def read_dicom_ctpd(
     """
     _check_on_error(on_error)
     files, where = _list_inputs(source, "projection")
+    with _guard(where):
+        return _read_ctpd(files, where, on_error, image_shape, pixel_size, n_views)
+
+
+def _read_ctpd(files: list[Path], where: str, on_error: str, image_shape, pixel_size, n_views) -> ProjectionData:
     views: list[dict] = []
     skipped: list[tuple[str, str]] = []
     for f in files:
         try:
             views.append(_read_ctpd_view(f))
         except DataError as e:
-            if on_error == "raise":
+            if on_error == "raise" or isinstance(e, UnsupportedScanError):  # helical/FFS: never skip silently
                 raise
             skipped.append((str(f), _reason(e, f)))
     if views:
@@ -391,10 +494,20 @@ def read_dicom_ctpd(
         detail = f"; first problem: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
         raise DataError(f"no readable projection file among {len(files)} file(s){detail}", where)
     _warn_skipped(skipped, len(files), "projection")
+    _check_manifest(views, on_error, where)
+    from ..limits import check_bytes
+
+    check_bytes(len(views) * int(views[0]["view"].nbytes) * 2, f"the sinogram of {len(views)} views", where)
     if n_views is not None and len(views) != int(n_views):
         raise DataError(f"expected {int(n_views)} views but found {len(views)} readable projection file(s)", where)
     big = float("inf")
     views.sort(key=lambda v: (v["instance"] if v["instance"] is not None else big, v["theta"]))
+    zs = [v["z"] for v in views if v["z"] is not None]
+    if zs and max(zs) - min(zs) > 1e-6 * max(1.0, max(abs(z) for z in zs)):
+        raise UnsupportedScanError(
+            f"helical projection data: the focal-centre z (7031,1002) moves from {min(zs):g} to {max(zs):g} mm "
+            "across the views; ctflow reconstructs 2D fan-beam slices and does not model helical trajectories yet "
+            "(rebin the scan to axial fan-beam slices first)", where)
     k = views[0]["key"]
     first = views[0]["path"]
     try:
@@ -418,6 +531,8 @@ def read_dicom_ctpd(
         geometry = probe.replace(image_shape=image_shape, pixel_size=pixel_size)
     except GeometryError as e:
         raise DataError(f"the projection geometry is invalid: {e}", str(first)) from None
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise DataError(f"the projection geometry is invalid: {type(e).__name__}: {e}", str(first)) from None
     ds = views[0]["ds"]
     metadata: dict[str, Any] = {
         key: str(ds.get(key)) for key in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription")

@@ -16,11 +16,35 @@ Real scanner files may use a mirrored frame or rotate the other way; their φ₀
 
 :func:`_write_view_tags` encodes one view's geometry, :func:`_read_view_tags` decodes it (raising
 :class:`~ctflow.errors.DataError` that names the file and the missing or unreadable tag).
+
+**DetectorCentralElement (7031,1033) is 1-based.** The DICOM-CT-PD user manual (TCIA, the
+LDCT-and-Projection-Data collection; Chen et al. 2015) defines it as the (column X, row Y) index of
+the detector element aligned with the isocentre and the focal centre. What settles the origin:
+
+* the public TCIA LDCT-and-Projection-Data headers (Siemens, 736 columns × 64 rows) carry
+  ``(369.625, 32.5)``: the row centre of a 64-row detector is 32.5 only when the first row is 1
+  (0-based it would be 31.5); the column value is the quarter-detector offset on top of that;
+* public readers treat it so: PyTomography's ``CTGen3ProjMeta`` (the DICOM-CT-PD reader of
+  ``pytomography.io.CT``) places element ``k`` at ``(k − c)·spacing`` for ``k = 1 … n``; the Mayo/ODL
+  ``load_projections`` reader computes the detector shift as ``c − 0.5 − n/2`` = ``(c − 1) − (n − 1)/2``;
+  FreeCT and the MATLAB readers of the same data (``n + 1 − c`` for a mirrored column order) are
+  1-based too.
+
+(Read here from the public readers' source; the manual itself could not be fetched in this
+environment.) ctflow therefore writes and reads ``c = (n + 1)/2 − offset/spacing`` for the columns and
+``(rows + 1)/2`` for the rows. Files from ctflow versions that wrote it 0-based carry a CTFLOW block
+without the ``central element base`` entry and are still read 0-based.
+
+**Refused until modelled.** ctflow reconstructs 2D fan-beam slices from one detector row; helical
+scans (TypeofProjectionData (7037,1009) ``HELICAL``, SpiralPitchFactor (0018,9311) > 0, or a focal-centre
+z that moves between views) and flying focal spots (FlyingFocalSpotMode (7033,100E) other than
+``FFSNONE``, or non-zero source shifts (7033,100B/100C/100D)) would be read as a plain fan scan with
+the wrong rays, so reading them raises :class:`UnsupportedScanError` (a DataError) that says what was
+found. Rebin such data to axial fan-beam slices first.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -44,12 +68,30 @@ _T_RHO = (0x7031, 0x03, "FD", "DetectorFocalCenterRadialDistance")
 _T_D0 = (0x7031, 0x31, "FD", "ConstantRadialDistance")
 _T_CENTRAL = (0x7031, 0x33, "FD", "DetectorCentralElement")
 _T_PPR = (0x7033, 0x13, "US", "NumberofSourceAngularSteps")
+# source dynamics and scan type: what ctflow refuses (UnsupportedScanError) until it models them
+_T_SRC_DPHI = (0x7033, 0x0B, "FD", "SourceAngularPositionShift")
+_T_SRC_DZ = (0x7033, 0x0C, "FD", "SourceAxialPositionShift")
+_T_SRC_DRHO = (0x7033, 0x0D, "FD", "SourceRadialDistanceShift")
+_T_FFS = (0x7033, 0x0E, "CS", "FlyingFocalSpotMode")
+_T_SCAN_TYPE = (0x7037, 0x09, "CS", "TypeofProjectionData")
 # ctflow's own block: the exact view angle θ and detector offset, the noise description, the version.
 CTFLOW_CREATOR = "CTFLOW"
 _C_THETA = (0x7035, 0x01, "FD", "ctflow view angle θ (rad)")
 _C_OFFSET = (0x7035, 0x02, "FD", "ctflow detector_offset (mm)")
 _C_NOISE = (0x7035, 0x03, "UT", "ctflow noise metadata (JSON)")
 _C_VERSION = (0x7035, 0x04, "LO", "ctflow version")
+# ctflow's manifest, repeated in every view: the number of views written, this view's index, the SHA-256 of
+# its stored pixel bytes and the SHA-256 of all the views' digests in view order (the scan digest).
+_C_NVIEWS = (0x7035, 0x05, "UL", "ctflow manifest: number of views")
+_C_INDEX = (0x7035, 0x06, "UL", "ctflow manifest: view index")
+_C_DIGEST = (0x7035, 0x07, "LO", "ctflow manifest: SHA-256 of the view's pixel data")
+_C_SCAN = (0x7035, 0x08, "LO", "ctflow manifest: SHA-256 of the scan")
+# the origin of DetectorCentralElement in this file: "1" (absent in files of ctflow versions that wrote 0-based)
+_C_CENTRAL_BASE = (0x7035, 0x20, "CS", "ctflow central element base")
+
+
+class UnsupportedScanError(DataError):
+    """Projection data ctflow cannot reconstruct correctly yet (helical, flying focal spot)."""
 
 
 def _tag_label(t: tuple) -> str:
@@ -73,8 +115,8 @@ def _write_view_tags(
 ) -> None:
     """Add the DICOM-CT-PD and CTFLOW private blocks describing view ``theta`` to ``ds``."""
     n_det = geometry.n_detectors
-    central_col = (n_det - 1) / 2.0 - geometry.detector_offset / geometry.detector_spacing
-    central_row = (rows - 1) / 2.0
+    central_col = (n_det + 1) / 2.0 - geometry.detector_offset / geometry.detector_spacing  # 1-based
+    central_row = (rows + 1) / 2.0
     values = {
         _T_ROWS: rows,
         _T_COLS: n_det,
@@ -87,6 +129,8 @@ def _write_view_tags(
         _T_D0: geometry.source_to_detector,
         _T_CENTRAL: [float(central_col), float(central_row)],
         _T_PPR: projections_per_rotation,
+        _T_FFS: "FFSNONE",
+        _T_SCAN_TYPE: "AXIAL",
     }
     for (group, offset, vr, _), value in values.items():
         ds.private_block(group, CTPD_CREATOR, create=True).add_new(offset, vr, value)
@@ -94,8 +138,35 @@ def _write_view_tags(
     block.add_new(_C_THETA[1], _C_THETA[2], theta)
     block.add_new(_C_OFFSET[1], _C_OFFSET[2], float(geometry.detector_offset))
     block.add_new(_C_VERSION[1], _C_VERSION[2], __version__)
+    block.add_new(_C_CENTRAL_BASE[1], _C_CENTRAL_BASE[2], "1")
     if noise_json is not None:
         block.add_new(_C_NOISE[1], _C_NOISE[2], noise_json)
+
+
+def _write_manifest_tags(ds, n_views: int, index: int, digest: str, scan: str) -> None:
+    """Add the manifest entries of view ``index`` (see ``_C_NVIEWS`` …) to the CTFLOW block."""
+    block = ds.private_block(_C_THETA[0], CTFLOW_CREATOR, create=True)
+    block.add_new(_C_NVIEWS[1], _C_NVIEWS[2], int(n_views))
+    block.add_new(_C_INDEX[1], _C_INDEX[2], int(index))
+    block.add_new(_C_DIGEST[1], _C_DIGEST[2], digest)
+    block.add_new(_C_SCAN[1], _C_SCAN[2], scan)
+
+
+def _read_manifest_tags(ds, path: Path) -> dict | None:
+    """The manifest entries of a view written by ctflow, or None for files without them (other writers)."""
+    n = _private_numbers(ds, _C_NVIEWS, path, 1, True, required=False, creator=CTFLOW_CREATOR)
+    if n is None:
+        return None
+    index = _private_numbers(ds, _C_INDEX, path, 1, True, required=True, creator=CTFLOW_CREATOR)
+    digest = _private_text(ds, _C_DIGEST, path, creator=CTFLOW_CREATOR)
+    scan = _private_text(ds, _C_SCAN, path, creator=CTFLOW_CREATOR)
+    n_views, idx = int(n[0]), int(index[0])
+    if n_views < 1 or not 0 <= idx < n_views:
+        raise DataError(f"ctflow manifest: view index {idx} of {n_views} views is impossible", str(path))
+    hexdigits = set("0123456789abcdef")
+    if not (len(digest) == 64 and set(digest) <= hexdigits and len(scan) == 64 and set(scan) <= hexdigits):
+        raise DataError("ctflow manifest: the checksums are unreadable", str(path))
+    return {"n_views": n_views, "index": idx, "digest": digest, "scan": scan}
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,7 +208,7 @@ def _private_numbers(ds, tag: tuple, path: Path, count: int, integer: bool, requ
                 vals = _floats(raw)
         else:
             vals = _floats(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         vals = []
     if len(vals) != count or not all(math.isfinite(v) for v in vals):
         raise DataError(f"geometry tag {_tag_label(tag)} has an unreadable value {value!r}", str(path))
@@ -162,8 +233,10 @@ def _is_ctpd_dataset(ds) -> bool:
 def _read_view_tags(ds, path: Path) -> dict:
     """Decode one view's geometry: dict(rows, cols, spacing, shape, theta, offset, rho, d0, central, z, ppr, noise).
 
-    ``theta = φ₀ + π/2`` and ``offset = ((cols − 1)/2 − central column)·spacing``, replaced by the
-    exact values of the CTFLOW block when they agree with these.
+    ``theta = φ₀ + π/2`` and ``offset = ((cols + 1)/2 − central column)·spacing`` (DetectorCentralElement is
+    1-based, see the module docstring), replaced by the exact values of the CTFLOW block when they agree
+    with these. ``central`` is returned 0-based. Helical and flying-focal-spot views raise
+    :class:`UnsupportedScanError`.
     """
     if not _is_ctpd_dataset(ds) and CTPD_CREATOR not in ds.private_creators(_T_PHI[0]):
         raise DataError(
@@ -189,6 +262,10 @@ def _read_view_tags(ds, path: Path) -> dict:
     z = _private_numbers(ds, _T_Z, path, 1, False, required=False)
     ppr = _private_numbers(ds, _T_PPR, path, 1, True, required=False)
     theta = phi + math.pi / 2.0
+    base = _private_text(ds, _C_CENTRAL_BASE, path, creator=CTFLOW_CREATOR, required=False)
+    if base is None and CTFLOW_CREATOR in ds.private_creators(_C_THETA[0]):
+        base = "0"  # written by a ctflow version that stored DetectorCentralElement 0-based
+    central = [c - (0.0 if base == "0" else 1.0) for c in central]  # → 0-based
     offset = ((cols - 1) / 2.0 - central[0]) * spacing
     # ctflow's exact values win when they agree with the standard tags (they are the unrounded form)
     exact_theta = _private_numbers(ds, _C_THETA, path, 1, False, required=False, creator=CTFLOW_CREATOR)
@@ -200,13 +277,22 @@ def _read_view_tags(ds, path: Path) -> dict:
     noise_txt = _private_text(ds, _C_NOISE, path, creator=CTFLOW_CREATOR, required=False)
     noise = None
     if noise_txt:
+        from ..schemas import parse_mapping
+
         try:
-            noise = json.loads(noise_txt)
-        except json.JSONDecodeError as e:
+            noise = parse_mapping(noise_txt, "noise", fmt="json", error=DataError, allow_nonfinite=False)
+        except DataError as e:
             raise DataError(f"the ctflow noise metadata {_tag_label(_C_NOISE)} is not valid JSON: {e}",
                             str(path)) from None
     if rows < 1 or cols < 1:
         raise DataError(f"detector rows/columns must be positive, got {rows} × {cols}", str(path))
+    from ..limits import check_array
+
+    check_array((rows, cols), 8, "the detector (rows × columns of the geometry tags)", path)
+    for name, v in (("transverse spacing", spacing), ("ρ₀", rho), ("focal-centre-to-detector distance", d0)):
+        if not v > 0:
+            raise DataError(f"geometry tag value {name} must be positive, got {v!r}", str(path))
+    _refuse_unsupported(ds, path)
     return {
         "rows": rows,
         "cols": cols,
@@ -221,3 +307,37 @@ def _read_view_tags(ds, path: Path) -> dict:
         "ppr": None if ppr is None else int(ppr[0]),
         "noise": noise,
     }
+
+
+def _refuse_unsupported(ds, path: Path) -> None:
+    """Raise :class:`UnsupportedScanError` for helical or flying-focal-spot data (what was found, and why)."""
+    found = []
+    kind = (_private_text(ds, _T_SCAN_TYPE, path, required=False) or "").upper()
+    if kind == "HELICAL":
+        found.append(f"{_tag_label(_T_SCAN_TYPE)} is HELICAL")
+    pitch = ds.get("SpiralPitchFactor")
+    try:
+        pitch_value = float(pitch) if pitch is not None and str(pitch).strip() != "" else 0.0
+    except (TypeError, ValueError):
+        pitch_value = 0.0
+    if pitch_value > 0:
+        found.append(f"SpiralPitchFactor (0018,9311) is {pitch_value:g}")
+    helical = bool(found)
+    ffs = (_private_text(ds, _T_FFS, path, required=False) or "").upper()
+    if ffs not in ("", "FFSNONE"):
+        found.append(f"{_tag_label(_T_FFS)} is {ffs}")
+    for tag in (_T_SRC_DPHI, _T_SRC_DZ, _T_SRC_DRHO):
+        v = _private_numbers(ds, tag, path, 1, False, required=False)
+        if v is not None and v[0] != 0.0:
+            found.append(f"{_tag_label(tag)} is {v[0]:g}")
+    if not found:
+        return
+    what = "helical" if helical else "flying-focal-spot"
+    if helical and len(found) > 1 and any("FlyingFocalSpot" in f or "Shift" in f for f in found):
+        what = "helical, flying-focal-spot"
+    raise UnsupportedScanError(
+        f"{what} projection data ({'; '.join(found)}): ctflow reconstructs 2D fan-beam slices from one detector "
+        "row and does not model helical trajectories or flying focal spots yet, so it refuses to read this as a "
+        "plain fan scan (the rays would be wrong); rebin the scan to axial fan-beam slices first",
+        str(path),
+    )

@@ -38,12 +38,14 @@ from .dicom_common import (
     _dcmread,
     _decode_pixels,
     _ds_str,
-    _floats,
+    _floats_or_empty,
+    _guard,
     _has_pixels,
     _instance_number,
     _list_inputs,
     _no_pixels_message,
     _reason,
+    _rescaled,
     _save_atomic,
     _sop_name,
     _to_numpy,
@@ -128,9 +130,17 @@ def _first_functional(ds, seq: str, keyword: str):
 
 
 def _read_ct_slice(path: Path) -> dict:
-    """One CT file → dict(hu, spacing, thickness, position, orientation, instance, ds)."""
-    from pydicom.pixels import apply_rescale
+    """One CT file → dict(hu, spacing, thickness, position, orientation, instance, ds); every failure,
+    whatever its origin, is a DataError naming the file."""
+    try:
+        return _read_ct_slice_unguarded(path)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 (the last line of defence: pydicom, numpy, plugins)
+        raise DataError(f"cannot read the CT image ({type(e).__name__}: {e})", str(path)) from None
 
+
+def _read_ct_slice_unguarded(path: Path) -> dict:
     ds = _dcmread(path)
     if not _has_pixels(ds):
         raise DataError(_no_pixels_message(ds), str(path))
@@ -155,31 +165,49 @@ def _read_ct_slice(path: Path) -> dict:
 
             rescale_ds = Dataset()
             rescale_ds.RescaleSlope, rescale_ds.RescaleIntercept = slope, icpt
-    try:
-        hu = np.asarray(apply_rescale(stored, rescale_ds), dtype=np.float32)
-    except Exception as e:  # noqa: BLE001 (bad slope/intercept values raise many types)
-        raise DataError(f"cannot apply the rescale (RescaleSlope/RescaleIntercept): {e}", str(path)) from None
+    hu = _rescaled(stored, rescale_ds, path)
     spacing = ds.get("PixelSpacing") or _first_functional(ds, "PixelMeasuresSequence", "PixelSpacing")
     try:
         sp = [float(v) for v in spacing] if spacing is not None else []
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         sp = []
     if len(sp) != 2 or not all(math.isfinite(v) and v > 0 for v in sp):
-        raise DataError(f"has no valid PixelSpacing (got {spacing!r})", str(path))
-    thickness = ds.get("SliceThickness")
-    try:
-        thickness = float(thickness) if thickness not in (None, "") else None
-    except (TypeError, ValueError):
-        thickness = None
-    pos = ds.get("ImagePositionPatient")
-    ori = ds.get("ImageOrientationPatient")
-    try:
-        pos = np.array([float(v) for v in pos]) if pos is not None and len(pos) == 3 else None
-        ori = np.array([float(v) for v in ori]) if ori is not None and len(ori) == 6 else None
-    except (TypeError, ValueError):
-        pos, ori = None, None
+        raise DataError(f"has no valid PixelSpacing (got {str(spacing)[:60]!r})", str(path))
+    thickness = _optional_positive(ds.get("SliceThickness"), "SliceThickness", path)
+    pos = _optional_vector(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", path)
+    ori = _optional_vector(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", path)
     return {"hu": hu, "spacing": (sp[0], sp[1]), "thickness": thickness, "position": pos, "orientation": ori,
             "instance": _instance_number(ds), "ds": ds, "path": path}
+
+
+def _optional_positive(value, name: str, path: Path) -> float | None:
+    """An optional positive length (mm); a missing, unreadable, non-finite or non-positive value is None
+    (with a warning when a value was there)."""
+    if value in (None, ""):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        v = float("nan")
+    if math.isfinite(v) and v > 0:
+        return v
+    warnings.warn(f"{path}: ignoring {name} {str(value)[:30]!r} (not a positive finite number of mm)", UserWarning,
+                  stacklevel=4)
+    return None
+
+
+def _optional_vector(value, n: int, name: str, path: Path) -> np.ndarray | None:
+    """``n`` finite numbers or None (a warning when a value was there but unusable)."""
+    if value is None or value == "":
+        return None
+    try:
+        vals = [float(v) for v in value]
+    except (TypeError, ValueError, OverflowError):
+        vals = []
+    if len(vals) == n and all(math.isfinite(v) for v in vals):
+        return np.array(vals)
+    warnings.warn(f"{path}: ignoring {name} {str(value)[:60]!r} (not {n} finite numbers)", UserWarning, stacklevel=4)
+    return None
 
 
 def _image_metadata(ds) -> dict:
@@ -192,7 +220,7 @@ def _image_metadata(ds) -> dict:
         meta["TransferSyntaxUID"] = str(fm.TransferSyntaxUID)
     for key in ("WindowCenter", "WindowWidth"):
         if key in ds and ds.get(key) not in (None, ""):
-            vals = _floats(ds.get(key))
+            vals = _floats_or_empty(ds.get(key))
             if vals:
                 meta[key] = vals[0] if len(vals) == 1 else vals
     return meta
@@ -209,15 +237,16 @@ def read_dicom_image(path: str | os.PathLike) -> CTImage:
     DataError
         Missing, non-DICOM, truncated or undecodable file; no pixel data; not a CT image.
     """
-    s = _read_ct_slice(Path(path))
-    return CTImage(
-        hu=s["hu"],
-        pixel_spacing=s["spacing"],
-        slice_thickness=s["thickness"],
-        positions=None if s["position"] is None else s["position"][None, :],
-        metadata=_image_metadata(s["ds"]),
-        paths=[s["path"]],
-    )
+    with _guard(path):
+        s = _read_ct_slice(Path(path))
+        return CTImage(
+            hu=s["hu"],
+            pixel_spacing=s["spacing"],
+            slice_thickness=s["thickness"],
+            positions=None if s["position"] is None else s["position"][None, :],
+            metadata=_image_metadata(s["ds"]),
+            paths=[s["path"]],
+        )
 
 
 def _slice_order(slices: list[dict]) -> list[int]:
@@ -260,6 +289,11 @@ def read_dicom_series(
     """
     _check_on_error(on_error)
     files, where = _list_inputs(source, "DICOM")
+    with _guard(where):
+        return _read_series(files, where, on_error)
+
+
+def _read_series(files: list[Path], where: str, on_error: str) -> CTImage:
     slices: list[dict] = []
     skipped: list[tuple[str, str]] = []
     for f in files:
@@ -306,6 +340,9 @@ def read_dicom_series(
         detail = f"; first problem: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
         raise DataError(f"no readable CT slice among {len(files)} file(s){detail}", where)
     _warn_skipped(skipped, len(files), "DICOM")
+    from ..limits import check_bytes
+
+    check_bytes(sum(s["hu"].nbytes for s in slices) * 2, f"the series of {len(slices)} slices", where)
     order = _slice_order(slices)
     slices = [slices[i] for i in order]
     positions = (

@@ -45,10 +45,7 @@ class ImageSource:
             p = Path(cfg.data)
             if not p.is_file():
                 raise DataError("training data file does not exist (use 'phantoms', a MedMNIST flag or an .npz path)", str(p))
-            with np.load(p, allow_pickle=False) as z:
-                if "train_images" not in z or "val_images" not in z:
-                    raise DataError(f"expected MedMNIST keys train_images/val_images, found {sorted(z.files)}", str(p))
-                tr, va = z["train_images"].astype(np.float32) / 255.0, z["val_images"].astype(np.float32) / 255.0
+            tr, va = _read_training_npz(p, cfg.n_val)
         if tr.shape[-1] != cfg.size:
             raise DataError(f"images are {tr.shape[-1]}px but size={cfg.size}", cfg.data)
         return torch.from_numpy(np.ascontiguousarray(tr))[:, None], torch.from_numpy(np.ascontiguousarray(va[: cfg.n_val]))[:, None]
@@ -65,6 +62,29 @@ class ImageSource:
                 epoch_perm[e] = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + e))
             out.append(self._array[epoch_perm[e][i % n]])
         return torch.stack(out)
+
+
+def _read_training_npz(p: Path, n_val: int) -> tuple[np.ndarray, np.ndarray]:
+    """``train_images`` and the first ``n_val`` ``val_images`` of a MedMNIST-layout ``.npz`` as float32 in
+    [0, 1] (÷255), read through :class:`ctflow.io.arrays.NpzFile`: shapes, dtypes and declared sizes are
+    checked before anything is allocated, NaN/Inf refused; every failure is a DataError naming the file."""
+    from ..io.arrays import NpzFile
+
+    with NpzFile(p, "training .npz file") as z:
+        if "train_images" not in z or "val_images" not in z:
+            raise DataError(f"expected MedMNIST keys train_images/val_images, found {sorted(z.keys)}", str(p))
+        arrays = []
+        for key, rows in (("train_images", None), ("val_images", max(int(n_val), 1))):
+            shape, _ = z.shape(key)
+            if len(shape) != 3 or shape[1] != shape[2] or shape[0] < 1 or shape[1] < 1:
+                raise DataError(f"{key} must be (N, S, S) images, got shape {shape}", str(p))
+            arrays.append(z.read(key, dtype=np.float32, max_rows=rows))
+    tr, va = arrays
+    if tr.shape[1:] != va.shape[1:]:
+        raise DataError(f"train_images are {tr.shape[1:]} but val_images are {va.shape[1:]}", str(p))
+    tr /= np.float32(255.0)
+    va /= np.float32(255.0)
+    return tr, va
 
 
 class StepBatches(torch.utils.data.IterableDataset):

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import CTFlowError, DataError
+from ..errors import CTFlowError, DataError
 
 OUTPUT_FORMATS = ("h5", "dcm", "png", "npy")
 
@@ -52,7 +52,7 @@ def add_parsers(sub) -> None:
 def cmd_methods(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .solvers import SOLVERS, list_methods
+    from ..solvers import SOLVERS, list_methods
 
     methods = list_methods()
     width = max(len(n) for n in methods)
@@ -81,7 +81,7 @@ def parse_option(text: str) -> tuple[str, object]:
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files/folders → the list of scans (a DICOM-CT-PD folder is one scan)."""
-    from .io.convert import _is_ctpd
+    from ..io.convert import _is_ctpd
 
     out: list[Path] = []
     for s in inputs:
@@ -116,8 +116,8 @@ def _output_path(inp: Path, args, batch: bool) -> Path:
 
 
 def _to_hu(image, units: str):
-    from .data.abdomen import WINDOW_LEVEL, WINDOW_WIDTH
-    from .units import mu_to_hu
+    from ..data.abdomen import WINDOW_LEVEL, WINDOW_WIDTH
+    from ..units import mu_to_hu
 
     if units == "mu":
         return mu_to_hu(image)
@@ -130,8 +130,8 @@ def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> li
     ``<stem>_std.<ext>`` (``.npy`` for DICOM outputs)."""
     import numpy as np
 
-    from .files import atomic_path
-    from .io import write_dicom_image, write_image_h5, write_png_preview
+    from ..files import atomic_path
+    from ..io import write_dicom_image, write_image_h5, write_png_preview
 
     def write(p: Path, img: np.ndarray, method: str, is_std: bool) -> Path:
         suffix = p.suffix.lower()
@@ -163,10 +163,10 @@ def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> li
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import torch
 
-    from .geometry import load_geometry
-    from .io import read_any
-    from .operators import RayTransform
-    from .solvers import get_solver
+    from ..geometry import load_geometry
+    from ..io import read_any
+    from ..operators import RayTransform
+    from ..solvers import get_solver
 
     options = dict(parse_option(o) for o in args.options)
     options.setdefault("seed", args.seed)
