@@ -1,4 +1,4 @@
-"""Rebuild data/sinograms/abdomen-64-sparse30{,_truth}.h5, the sinogram the demo reconstructs.
+"""Rebuild ctflow/assets/sinograms/abdomen-64-sparse30{,_truth}.h5 (package data), the scan the demo reconstructs.
 
 A held-out procedural abdomen slice (seed 987654, far outside the training seeds) is drawn at 256²
 and projected with a 256² operator of the same physical extent (0.25 mm pixels) onto the
@@ -15,10 +15,10 @@ import torch
 from ctflow import ParallelBeamGeometry, RayTransform, load_geometry
 from ctflow.data.abdomen import abdomen_slice
 from ctflow.io import write_image_h5, write_sinogram_h5
-from ctflow.noise import GaussianNoise
+from ctflow.physics.noise import GaussianNoise
 
 SEED = 987654
-HERE = Path(__file__).resolve().parent / "sinograms"
+HERE = Path(__file__).resolve().parents[1] / "ctflow" / "assets" / "sinograms"
 
 g64 = load_geometry("parallel-64-sparse30")
 fine = ParallelBeamGeometry(256, g64.angles, n_detectors=g64.n_detectors, pixel_size=0.25, detector_spacing=g64.detector_spacing)

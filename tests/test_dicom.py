@@ -26,7 +26,7 @@ from ctflow.io.dicom_image import (
     write_dicom_image,
     write_dicom_series,
 )
-from ctflow.phantoms import analytic_sinogram, shepp_logan_ellipses
+from ctflow.physics.phantoms import analytic_sinogram, shepp_logan_ellipses
 from ctflow.units import MU_WATER, hu_to_mu, mu_to_hu
 
 
@@ -302,7 +302,8 @@ def test_ctpd_round_trip_geometry_equal_and_data_within_tolerance(tmp_path, shap
     assert blk[0x01].VR == "FD" and blk[0x01].value == pytest.approx(g.angles[1] - math.pi / 2, abs=1e-15)
     assert blk[0x03].value == g.source_to_isocenter and blk[0x31].value == g.source_to_detector
     central = list(blk[0x33].value)
-    assert central == pytest.approx([(g.n_detectors - 1) / 2 - g.detector_offset / g.detector_spacing, 0.0])
+    # DetectorCentralElement is 1-based (the DICOM-CT-PD convention; see ctflow/io/dicom_ctpd_tags.py)
+    assert central == pytest.approx([(g.n_detectors + 1) / 2 - g.detector_offset / g.detector_spacing, 1.0])
     blk29 = ds.private_block(0x7029, "DICOM-CT-PD")
     assert blk29[0x0B].value == ("CYLINDRICAL" if shape == "curved" else "FLAT")
     assert (blk29[0x10].value, blk29[0x11].value, blk29[0x02].value) == (1, g.n_detectors, g.detector_spacing)

@@ -3,6 +3,9 @@
 from .backends.astra import AstraBackend
 from .backends.matrix import MatrixBackend
 from .fbp import FILTERS, fbp, ramp_filter
-from .ray_transform import AdjointRayTransform, RayTransform
+from .ray_transform import AdjointRayTransform, InexactAdjointWarning, RayTransform
 
-__all__ = ["FILTERS", "AdjointRayTransform", "AstraBackend", "MatrixBackend", "RayTransform", "fbp", "ramp_filter"]
+__all__ = [
+    "FILTERS", "AdjointRayTransform", "AstraBackend", "InexactAdjointWarning", "MatrixBackend", "RayTransform", "fbp",
+    "ramp_filter",
+]

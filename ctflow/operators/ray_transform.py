@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,11 @@ from .backends.astra import DEFAULT_PROJECTOR, AstraBackend, astra_projector_typ
 from .backends.matrix import MatrixBackend
 
 BACKENDS = ("auto", "matrix", "astra")
+
+
+class InexactAdjointWarning(UserWarning):
+    """An operator whose adjoint is not the exact transpose of its forward map is being differentiated
+    (ASTRA's CUDA projector: autograd would use its back projection as the gradient)."""
 
 # Non-zeros per (view, pixel) of ASTRA's CPU matrices when detector pitch ≈ pixel size (measured).
 _NNZ_PER_PIXEL_VIEW = {"line": 1.3, "linear": 1.9, "strip": 3.3}
@@ -71,7 +77,8 @@ class RayTransform(torch.nn.Module):
         geometry: a geometry object, a preset name or a YAML/JSON path.
         backend: ``"matrix"`` (ASTRA's own CPU system matrix as a torch sparse CSR tensor: fast and
             batched, any torch device), ``"astra"`` (ASTRA projector calls, one image at a time;
-            CUDA tensors use ASTRA's GPU projector), or ``"auto"``: ``matrix`` unless its estimated
+            CUDA tensors use ASTRA's GPU projector, whose adjoint is inexact: differentiating through it
+            warns, :class:`InexactAdjointWarning`), or ``"auto"``: ``matrix`` unless its estimated
             size exceeds ``max_matrix_nnz`` non-zeros (``$CTFLOW_MATRIX_MAX_NNZ``, default 6e7 ≈ 1 GB).
         projector: ``"linear"`` (Joseph, parallel default), ``"line"`` (fan default) or ``"strip"``.
         cache_dir: system-matrix cache folder (``False`` to disable), see :mod:`ctflow.operators.backends.matrix`.
@@ -97,9 +104,13 @@ class RayTransform(torch.nn.Module):
         astra_projector_type(self.geometry, self.projector)  # validate early
         if backend not in BACKENDS:
             raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        self.auto_selected = backend == "auto"
+        self._auto_reason = ""
         if backend == "auto":
             limit = _default_max_nnz() if max_matrix_nnz is None else max_matrix_nnz
-            backend = "matrix" if estimate_nnz(self.geometry, self.projector) <= limit else "astra"
+            nnz = estimate_nnz(self.geometry, self.projector)
+            backend = "matrix" if nnz <= limit else "astra"
+            self._auto_reason = f"its system matrix would have ~{nnz:.3g} non-zeros > max_matrix_nnz = {limit:.3g}"
         self.backend_name = backend
         self.backend = (
             MatrixBackend(self.geometry, self.projector, cache_dir)
@@ -108,6 +119,7 @@ class RayTransform(torch.nn.Module):
         )
         self.check_finite = check_finite
         self._norm: float | None = None
+        self._warned_inexact = False
 
     # ---- shapes ---------------------------------------------------------------------------
     @property
@@ -155,9 +167,33 @@ class RayTransform(torch.nn.Module):
         out = self.backend.adjoint(x) if adjoint else self.backend.forward(x)
         return out.to(dtype)
 
+    def exact_adjoint(self, device="cpu") -> bool:
+        """Whether ``adjoint`` is the exact transpose of ``forward`` on ``device``: always for ``matrix`` and for
+        ASTRA's CPU projectors; **not** for ASTRA's CUDA projector (ray-driven FP, pixel-driven BP).
+        Differentiating through an inexact pair warns (:class:`InexactAdjointWarning`)."""
+        return self.backend_name == "matrix" or torch.device(device).type != "cuda"
+
+    def _check_differentiable(self, x: torch.Tensor) -> None:
+        """Warn (once per operator) when autograd will use an inexact adjoint as the gradient."""
+        if self._warned_inexact or not (torch.is_grad_enabled() and x.requires_grad) or self.exact_adjoint(x.device):
+            return
+        self._warned_inexact = True
+        how = (f"backend='auto' chose 'astra' because {self._auto_reason}" if self.auto_selected
+               else "backend='astra'")
+        warnings.warn(
+            f"RayTransform({self.geometry.name or type(self.geometry).__name__!r}) is being differentiated on "
+            f"{x.device} with ASTRA's CUDA projector ({how}): its back projection is not the exact adjoint of its "
+            "forward projection (~1e-2 relative mismatch), yet autograd uses it as the gradient. For exact "
+            "gradients use backend='matrix' (raise max_matrix_nnz / $CTFLOW_MATRIX_MAX_NNZ if auto declined it) "
+            "or CPU tensors; silence with warnings.filterwarnings('ignore', category=InexactAdjointWarning).",
+            InexactAdjointWarning,
+            stacklevel=4,
+        )
+
     def _apply_op(self, x: Any, adjoint: bool):
         expected = self.range_shape if adjoint else self.domain_shape
         x, is_numpy = self._prepare(x, expected, "sinogram" if adjoint else "image")
+        self._check_differentiable(x)
         lead = x.shape[:-2]
         flat = x.reshape(-1, *expected)
         fn = _Backproject if adjoint else _Project

@@ -4,6 +4,11 @@ Each solver is a plain function ``x = solve(velocity, x, ts, callback=None)`` ov
 ``ts`` (increasing for noise → image, decreasing for image → noise, i.e. reverse integration), in the
 spirit of k-diffusion's uniform sampler signatures. ``callback`` receives a dict
 ``{"i", "t", "t_next", "x"}`` after every step. Costs per step (NFE): Euler 1, midpoint 2, Heun 2, RK4 4.
+
+:func:`odeint` and the ``sample_*`` functions run under :func:`torch.no_grad` unless called with
+``grad=True``: sampling keeps one state in memory, not the activations of every step. Pass
+``grad=True`` to differentiate through the whole trajectory (D-Flow-style; memory ∝ steps);
+:func:`ode_step` itself never changes the grad mode.
 """
 
 from __future__ import annotations
@@ -50,32 +55,39 @@ def odeint(
     steps: int | None = None,
     callback: Callable[[dict], None] | None = None,
     progress: bool = False,
+    grad: bool = False,
 ) -> torch.Tensor:
-    """Integrate ``dx/dt = velocity(x, t)`` over the grid ``ts`` (or ``steps`` uniform steps 0 → 1)."""
+    """Integrate ``dx/dt = velocity(x, t)`` over the grid ``ts`` (or ``steps`` uniform steps 0 → 1).
+
+    Runs under :func:`torch.no_grad` (no graph, constant memory in the number of steps) unless
+    ``grad=True``, which keeps the autograd graph of every step so the result can be differentiated
+    with respect to ``x`` (or trainable parameters of ``velocity``).
+    """
     if method not in NFE_PER_STEP:
         raise ValueError(f"unknown ODE method {method!r}; choose one of {sorted(NFE_PER_STEP)}")
     if ts is None:
         ts = time_grid(steps if steps is not None else 50)
     ts = [float(t) for t in torch.as_tensor(ts)]
-    for i in tqdm(range(len(ts) - 1), disable=not progress, desc=f"ODE ({method})", leave=False):
-        t, t_next = ts[i], ts[i + 1]
-        x = ode_step(method, velocity, x, t, t_next - t)
-        if callback is not None:
-            callback({"i": i, "t": t, "t_next": t_next, "x": x})
+    with torch.set_grad_enabled(bool(grad) and torch.is_grad_enabled()):
+        for i in tqdm(range(len(ts) - 1), disable=not progress, desc=f"ODE ({method})", leave=False):
+            t, t_next = ts[i], ts[i + 1]
+            x = ode_step(method, velocity, x, t, t_next - t)
+            if callback is not None:
+                callback({"i": i, "t": t, "t_next": t_next, "x": x})
     return x
 
 
-def sample_euler(velocity, x, ts, callback=None, progress=False):
-    return odeint(velocity, x, ts, "euler", callback=callback, progress=progress)
+def sample_euler(velocity, x, ts, callback=None, progress=False, grad=False):
+    return odeint(velocity, x, ts, "euler", callback=callback, progress=progress, grad=grad)
 
 
-def sample_midpoint(velocity, x, ts, callback=None, progress=False):
-    return odeint(velocity, x, ts, "midpoint", callback=callback, progress=progress)
+def sample_midpoint(velocity, x, ts, callback=None, progress=False, grad=False):
+    return odeint(velocity, x, ts, "midpoint", callback=callback, progress=progress, grad=grad)
 
 
-def sample_heun(velocity, x, ts, callback=None, progress=False):
-    return odeint(velocity, x, ts, "heun", callback=callback, progress=progress)
+def sample_heun(velocity, x, ts, callback=None, progress=False, grad=False):
+    return odeint(velocity, x, ts, "heun", callback=callback, progress=progress, grad=grad)
 
 
-def sample_rk4(velocity, x, ts, callback=None, progress=False):
-    return odeint(velocity, x, ts, "rk4", callback=callback, progress=progress)
+def sample_rk4(velocity, x, ts, callback=None, progress=False, grad=False):
+    return odeint(velocity, x, ts, "rk4", callback=callback, progress=progress, grad=grad)

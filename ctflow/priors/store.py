@@ -1,6 +1,6 @@
 """Prior folders without pickle: ``prior.safetensors`` (EMA weights) + ``prior.json`` (architecture and
 data card). Loading parses JSON and reads raw tensors: it cannot execute code. Shipped priors are
-found by name (``default`` is an alias) in ``data/priors/``.
+found by name (``default`` is an alias) among the package data (``ctflow/assets/priors/``).
 """
 
 from __future__ import annotations
@@ -24,24 +24,42 @@ def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (no pickle), each a finite floating-point tensor, or DataError
+    naming the file. The file's size (what loading allocates) is checked against :mod:`ctflow.limits`."""
     from safetensors.torch import load_file
+
+    from ..errors import NonFiniteDataError
+    from ..limits import check_bytes
 
     if not path.is_file():
         raise DataError("missing checkpoint file", str(path))
+    check_bytes(path.stat().st_size, "the weights file", path)
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types on corrupt headers
         raise DataError(f"not a readable safetensors file ({e})", str(path)) from None
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            raise DataError(f"weight {name!r} has dtype {t.dtype}, not floating point", str(path))
+        bad = t.numel() - int(torch.isfinite(t).sum())
+        if bad:
+            raise NonFiniteDataError(f"weight {name!r} contains {bad} NaN/Inf value(s) out of {t.numel()}", str(path))
+    return tensors
 
 
 def _read_json(folder: Path, name: str, missing: str) -> dict:
-    """Parse ``folder/name``; a missing or malformed file is a DataError naming the folder."""
-    try:
-        return json.loads((folder / name).read_text())
-    except FileNotFoundError:
-        raise DataError(missing, str(folder)) from None
-    except ValueError as e:
-        raise DataError(f"{name} is not valid JSON ({e})", str(folder)) from None
+    """Parse ``folder/name`` boundedly (:func:`ctflow.schemas.read_mapping_file`); a missing or malformed
+    file is a DataError (ConfigFileError) naming it."""
+    from ..errors import ConfigFileError
+    from ..schemas import read_mapping_file
+
+    path = folder / name
+    if not path.exists():
+        raise DataError(missing, str(folder))
+    data = read_mapping_file(path, what=name, error=ConfigFileError, allow_nonfinite=False)
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{name} must hold a JSON object, got {type(data).__name__}", str(path))
+    return data
 
 
 def load_state_dict_checked(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -75,28 +93,51 @@ def save_prior(folder: str | os.PathLike, model: UNet, card: dict | None = None)
 
 
 def load_prior_folder(folder: str | os.PathLike) -> tuple[UNet, dict]:
-    """Build the UNet described by ``prior.json`` and load ``prior.safetensors`` into it."""
+    """Build the UNet described by ``prior.json`` and load ``prior.safetensors`` into it.
+
+    ``prior.json`` is checked against :data:`ctflow.schemas.PRIOR_SCHEMA` (types and ranges) and the
+    network's size against :mod:`ctflow.limits` before it is built; weights must be finite. Every
+    failure is a :class:`~ctflow.errors.CTFlowError` naming the file.
+    """
+    from ..errors import ConfigFileError
+    from ..limits import check_bytes
+    from ..schemas import PRIOR_SCHEMA, validate_mapping
+
     folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("prior folder does not exist" if not folder.exists() else "is not a folder", str(folder))
     meta = _read_json(folder, "prior.json", "no prior.json here (a prior folder holds prior.json + prior.safetensors)")
+    cfg_path = folder / "prior.json"
     if meta.get("architecture") != "UNet" or "unet" not in meta:
-        raise ConfigError(f"{folder}/prior.json: unknown architecture {meta.get('architecture')!r}")
-    net = UNet(UNetConfig.from_dict(meta["unet"]))
+        raise ConfigFileError(f"unknown architecture {str(meta.get('architecture'))[:60]!r}", str(cfg_path))
+    validate_mapping(meta, PRIOR_SCHEMA, "prior.json", error=ConfigFileError, path=cfg_path)
+    try:
+        config = UNetConfig.from_dict(meta["unet"])
+        with torch.device("meta"):
+            n_params = sum(p.numel() for p in UNet(config).parameters())
+    except Exception as e:  # noqa: BLE001 (ConfigError, and whatever an odd architecture makes torch raise)
+        raise ConfigFileError(f"invalid unet settings: {e}", str(cfg_path)) from None
+    check_bytes(4 * n_params, f"the network described by prior.json ({n_params} parameters)", cfg_path)
+    net = UNet(config)
     load_state_dict_checked(net, _load_tensors(folder / "prior.safetensors"), str(folder / "prior.safetensors"))
     net.eval()
     return net, meta
 
 
-#: Names that point at a shipped prior folder in ``data/priors/``.
+#: Names that point at a shipped prior folder (package data: ``ctflow/assets/priors/``).
 PRIOR_ALIASES = {"default": "phantom-64"}
 
 
 def prior_folder(name_or_path) -> Path:
     """The folder of a prior: ``name_or_path`` itself if it is a folder, else the shipped prior of that
-    name (or alias, e.g. ``default``) in ``data/priors/``."""
+    name (or alias, e.g. ``default``) among the package data (:func:`ctflow.assets.shipped_priors_dir`,
+    found with ``importlib.resources``, so it works from a wheel as well as from a checkout)."""
+    from ..assets import shipped_priors_dir
+
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    shipped = Path(__file__).resolve().parents[2] / "data" / "priors"
+    shipped = shipped_priors_dir()
     names = sorted(d.name for d in shipped.iterdir() if (d / "prior.json").is_file()) if shipped.is_dir() else []
     name = PRIOR_ALIASES.get(str(name_or_path), str(name_or_path))
     if name not in names:
@@ -106,7 +147,7 @@ def prior_folder(name_or_path) -> Path:
 
 
 def load_prior(name_or_path) -> NetworkPrior:
-    """Load a prior folder (``prior.json`` + ``prior.safetensors``) or a prior shipped in ``data/priors/``.
+    """Load a prior folder (``prior.json`` + ``prior.safetensors``) or a shipped prior by name (``"default"``).
 
     Loading reads JSON and raw tensors only (no pickle): it cannot execute code.
     """

@@ -61,11 +61,18 @@ def as_velocity(prior) -> VelocityModel:
 
 
 class NetworkPrior(VelocityModel):
-    """A trained network prior: :class:`VelocityModel` plus the metadata (``card``) it was saved with."""
+    """A trained network prior: :class:`VelocityModel` plus the metadata (``card``) it was saved with.
+
+    It is **frozen**: in eval mode with ``requires_grad=False`` on every parameter, so sampling and
+    reconstruction build no graph over the weights (gradients with respect to *images* still flow).
+    To fine-tune one, call ``prior.requires_grad_(True).train()`` explicitly.
+    """
 
     def __init__(self, net, meta: dict):
         super().__init__(net)
         self.meta = meta
+        self.requires_grad_(False)
+        self.eval()
 
     @property
     def image_size(self) -> int:

@@ -110,8 +110,8 @@ def fm_loss(net, x1: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.T
 def validation_loss(net, val: torch.Tensor, cfg: TrainConfig) -> float:
     """Flow-matching loss on the held-out images with fixed noise and times (comparable across steps)."""
     g = torch.Generator().manual_seed(12345)
-    x0 = torch.randn(val.shape, generator=g)
-    t = sample_times(val.shape[0], cfg, g)
+    x0 = torch.randn(val.shape, generator=g).to(val.device)  # drawn on the CPU: the same numbers on every device
+    t = sample_times(val.shape[0], cfg, g).to(val.device)
     return float(sum(fm_loss(net, val[i : i + 64], x0[i : i + 64], t[i : i + 64]) * len(val[i : i + 64]) for i in range(0, len(val), 64)) / len(val))
 
 
