@@ -16,8 +16,8 @@ from .errors import CTFlowError, GeometryError, NonFiniteError, ShapeError
 # public name -> module that defines it
 _LAZY = {
     "metrics": "ctflow.metrics",
-    "noise": "ctflow.noise",
-    "phantoms": "ctflow.phantoms",
+    "noise": "ctflow.physics.noise",
+    "phantoms": "ctflow.physics.phantoms",
     "FanBeamGeometry": "ctflow.geometry",
     "ParallelBeamGeometry": "ctflow.geometry",
     "geometry_from_dict": "ctflow.geometry",

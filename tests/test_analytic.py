@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ctflow import FanBeamGeometry, ParallelBeamGeometry, RayTransform
-from ctflow.phantoms import Ellipse, analytic_sinogram, disk, ellipses_image
+from ctflow.physics.phantoms import Ellipse, analytic_sinogram, disk, ellipses_image
 
 ELLIPSES = [Ellipse(1.0, 18.0, 10.0, 7.2, -4.8, 0.5), Ellipse(-0.5, 4.0, 2.8, 12.0, -3.2, 1.0)]
 

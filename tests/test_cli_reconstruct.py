@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from ctflow.cli import main
-from ctflow.cli_reconstruct import parse_option
+from ctflow.cli.reconstruct import parse_option
 from ctflow.io import read_image_h5, write_sinogram_h5
-from ctflow.noise import GaussianNoise
+from ctflow.physics.noise import GaussianNoise
 
 
 def _scan(path: Path, seed: int, geometry="parallel-28-sparse30"):

@@ -13,7 +13,7 @@ from ctflow import FanBeamGeometry, ParallelBeamGeometry, fbp, load_geometry
 from ctflow.errors import FBPWarning, NonFiniteError, ShapeError
 from ctflow.operators.fbp import FILTERS
 from ctflow.operators.parker import parker_weights
-from ctflow.phantoms import analytic_sinogram, disk, ellipses_image, shepp_logan_ellipses
+from ctflow.physics.phantoms import analytic_sinogram, disk, ellipses_image, shepp_logan_ellipses
 
 FULL_SCANS = {
     "parallel-180": ParallelBeamGeometry(128, 180, pixel_size=0.5),

@@ -84,7 +84,7 @@ def test_single_sinogram_is_one_chunk_and_compression_can_be_off(tmp_path):
 
 
 def test_noise_metadata_and_extra_attrs_round_trip(tmp_path):
-    from ctflow.noise import GaussianNoise
+    from ctflow.physics.noise import GaussianNoise
 
     g = load_geometry("parallel-64-sparse30")
     noise = {"model": "poisson", "I0": 1e4, "mu_scale": np.float64(0.02), "seed": 7, "tags": ["a", "b"]}

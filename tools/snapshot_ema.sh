@@ -4,8 +4,9 @@
 # usage: tools/snapshot_ema.sh RUN_DIR [EVERY=2000]
 set -u
 run=$1; every=${2:-2000}
-mkdir -p "$run/ema"
+
 while true; do
+  mkdir -p "$run/ema"
   for ck in "$run"/checkpoints/step-*; do
     [ -f "$ck/ema.safetensors" ] || continue
     step=$((10#${ck##*step-}))

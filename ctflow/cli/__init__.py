@@ -1,6 +1,6 @@
 """Command line: ``ctflow geometries | demo | simulate | convert | info`` (:mod:`.scans`),
 ``data | train-prior | export-prior | sample`` (:mod:`.training`), ``methods | reconstruct``
-(:mod:`.reconstruct`) and ``benchmark`` (:mod:`.benchmark`); also ``python -m ctflow``."""
+(:mod:`.reconstruct`), ``benchmark`` (:mod:`.benchmark`) and ``tune`` (:mod:`.tune`); also ``python -m ctflow``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import argparse
 import sys
 
 from ..errors import CTFlowError
-from . import benchmark, reconstruct, scans, training
+from . import benchmark, reconstruct, scans, training, tune
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctflow", description="Sparse-angle CT reconstruction with flow-matching priors.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (scans, training, reconstruct, benchmark):
+    for group in (scans, training, reconstruct, benchmark, tune):
         group.add_parsers(sub)
     return p
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from ..studies.runner import run_from_args
 

@@ -3,22 +3,34 @@
 A batch is a folder of sinogram files (``.h5``/``.hdf5``; DICOM-CT-PD scans as sub-folders) or
 several INPUT arguments. Each input is reconstructed with the same options and seed, so under
 ``torchrun --nproc_per_node=N`` every rank simply takes inputs ``rank, rank + N, …`` and the files it
-writes are identical to a single-process run. Unreadable inputs are skipped and reported (exit
-status 1 if any were skipped).
+writes are identical to a single-process run.
+
+Untrusted inputs cannot stop a batch: each input is read in a worker process (forked, so it costs a
+few milliseconds) that is killed after the read time limit, so even a file that makes a library loop
+forever is just reported; any exception while reading, reconstructing or writing one input is caught,
+reported on stderr with the input's name, and the batch goes on; ``--time-limit`` bounds the whole
+per-input work. The exit status is 1 if any input failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
-from ..errors import CTFlowError, DataError
+from ..errors import CTFlowError, DataError, TimeLimitError
 
 OUTPUT_FORMATS = ("h5", "dcm", "png", "npy")
+#: Reading one input never takes longer than this (seconds) unless --time-limit says otherwise.
+DEFAULT_READ_TIMEOUT_S = 600.0
 
 
 def add_parsers(sub) -> None:
@@ -44,8 +56,13 @@ def add_parsers(sub) -> None:
     r.add_argument("--units", choices=["window", "mu"], default="window",
                    help="image units for DICOM output: 'window' = [0,1] ↔ L40/W400 (the priors' units), 'mu' = 1/mm")
     r.add_argument("--image-shape", type=int, default=512, help="image grid for DICOM-CT-PD input (default 512)")
-    r.add_argument("--device", default="cpu", help="cpu | cuda")
+    r.add_argument("--device", default="cpu",
+                   help="cpu | cuda | cuda:N (a bare cuda under torchrun means cuda:$LOCAL_RANK, one GPU per rank)")
     r.add_argument("--progress", action="store_true", help="show the solver's progress bars")
+    r.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="per-input wall-clock limit (reading + reconstructing + writing); an input over it is "
+                   "reported as failed and the batch goes on (default: none; reading alone is always limited to "
+                   f"{DEFAULT_READ_TIMEOUT_S:g} s)")
     r.set_defaults(func=cmd_reconstruct)
 
 
@@ -93,7 +110,10 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
                     continue
             except DataError:
                 pass
-            kids = sorted(q for q in p.iterdir() if not q.name.startswith("."))
+            try:
+                kids = sorted(q for q in p.iterdir() if not q.name.startswith("."))
+            except OSError as e:
+                raise DataError(f"cannot list the folder: {e.strerror or e}", str(p)) from None
             scans = [q for q in kids if q.suffix.lower() in (".h5", ".hdf5") or q.is_dir()]
             if not scans:
                 raise DataError("the folder holds no .h5/.hdf5 sinograms or DICOM-CT-PD sub-folders", str(p))
@@ -103,8 +123,129 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# isolation: reading in a worker process, time limits
+# ------------------------------------------------------------------------------------------------
+def _read_worker(conn, path: str, geometry, image_shape) -> None:
+    """Child process: read one input and send ``("ok", Loaded)`` or ``("err", CTFlowError)`` back."""
+    from ..io import read_any
+
+    try:
+        result = ("ok", read_any(path, geometry=geometry, image_shape=image_shape))
+    except CTFlowError as e:
+        result = ("err", e)
+    except BaseException as e:  # noqa: BLE001 (reported to the parent, which names the file)
+        result = ("err", DataError(f"cannot read the input: {type(e).__name__}: {e}", path))
+    try:
+        conn.send(result)
+    except Exception as e:  # noqa: BLE001 (an unpicklable error or a closed pipe)
+        with contextlib.suppress(Exception):
+            conn.send(("err", DataError(f"cannot return what was read ({type(e).__name__}: {e})", path)))
+    finally:
+        conn.close()
+
+
+def _mp_context():
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def read_isolated(path: Path, geometry=None, image_shape=512, timeout: float = DEFAULT_READ_TIMEOUT_S):
+    """:func:`ctflow.io.read_any` in a worker process that is killed after ``timeout`` seconds.
+
+    Raises the reader's CTFlowError, :class:`~ctflow.errors.TimeLimitError` on a timeout, or a DataError
+    when the worker dies (a crash in a library, the out-of-memory killer) — each naming ``path``.
+    """
+    ctx = _mp_context()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_read_worker, args=(send, str(path), geometry, image_shape), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout):
+            raise TimeLimitError(
+                f"reading took longer than {timeout:g} s and was stopped (a damaged file can make a library loop "
+                "forever)", str(path))
+        try:
+            status, payload = recv.recv()
+        except (EOFError, OSError):
+            proc.join(5)
+            raise DataError(f"the reader process died (exit code {proc.exitcode}) while reading the input",
+                            str(path)) from None
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+    if status == "ok":
+        return payload
+    raise payload
+
+
+class _Deadline(BaseException):
+    """Raised by the SIGALRM handler; a BaseException so that no ``except Exception`` swallows it."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None):
+    """Raise :class:`_Deadline` in the main thread after ``seconds`` (no-op without SIGALRM or off the
+    main thread). Python code (the solvers' iterations) is interrupted between bytecodes."""
+    usable = (seconds is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Deadline()
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@contextlib.contextmanager
+def _sigterm_runs_cleanup():
+    """Turn SIGTERM into SystemExit while reconstructing, so ``finally`` blocks (temp-file removal of the
+    atomic writers) run when the batch is terminated."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _message(inp: Path, e: BaseException) -> str:
+    """One line naming the input and the problem."""
+    text = str(e) if isinstance(e, CTFlowError) else f"{type(e).__name__}: {e}"
+    text = " ".join(text.split())
+    if str(inp) not in text:
+        text = f"{inp}: {text}"
+    return text
+
+
 def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank_device(device: str) -> str:
+    """The device of this process: a bare ``cuda`` under ``torchrun`` (``LOCAL_RANK`` set) becomes
+    ``cuda:$LOCAL_RANK``, so the ranks of a node use one GPU each instead of all sharing cuda:0; ``cpu``
+    and explicit ``cuda:N`` are kept."""
+    if device == "cuda" and os.environ.get("LOCAL_RANK") is not None:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
 
 
 def _output_path(inp: Path, args, batch: bool) -> Path:
@@ -116,12 +257,11 @@ def _output_path(inp: Path, args, batch: bool) -> Path:
 
 
 def _to_hu(image, units: str):
-    from ..data.abdomen import WINDOW_LEVEL, WINDOW_WIDTH
-    from ..units import mu_to_hu
+    from ..units import mu_to_hu, window_to_hu
 
     if units == "mu":
         return mu_to_hu(image)
-    return image * WINDOW_WIDTH + (WINDOW_LEVEL - WINDOW_WIDTH / 2.0)
+    return window_to_hu(image)
 
 
 def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> list[Path]:
@@ -143,9 +283,8 @@ def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> li
             write_png_preview(p, img, window=win, title=method)
         elif suffix == ".npy":
             p.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(p) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, img.astype(np.float32))
+            with atomic_path(p) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, img.astype(np.float32))
         elif suffix == ".dcm":
             write_dicom_image(p, _to_hu(img, units), geometry.pixel_size, method=method)
         else:
@@ -164,7 +303,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     import torch
 
     from ..geometry import load_geometry
-    from ..io import read_any
     from ..operators import RayTransform
     from ..solvers import get_solver
 
@@ -181,31 +319,50 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     scans = expand_inputs(args.inputs)
     batch = len(scans) > 1
     rank, world = _rank_world()
+    device = rank_device(args.device)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))  # ASTRA and torch default to this rank's GPU
     mine = scans[rank::world]
     operators: dict = {}
     failed: list[tuple[Path, str]] = []
+    limit = args.time_limit
+    if limit is not None and not limit > 0:
+        raise CTFlowError(f"--time-limit must be a positive number of seconds, got {limit}")
     from tqdm.auto import tqdm
 
-    for inp in tqdm(mine, desc=f"reconstruct ({args.method})", disable=len(mine) < 2):
-        try:
-            loaded = read_any(inp, geometry=geometry, image_shape=args.image_shape)
-            if loaded.kind != "sinogram":
-                raise DataError("holds an image, not a sinogram", str(inp))
-            geom = loaded.geometry
-            if geom not in operators:
-                operators[geom] = RayTransform(geom)
-            op = operators[geom]
-            y = torch.as_tensor(loaded.data, dtype=torch.float32, device=args.device)
-            rec = solver(y, op, prior=prior)
-            out = _output_path(inp, args, batch)
-            files = write_reconstruction(out, rec, geom, units=args.units)
-            print(f"{inp} -> {files[0]}  ({args.method}, {rec.wall_time:.2f} s, {rec.nfe} NFE)")
-        except CTFlowError as e:
-            if not batch:
-                raise
-            failed.append((inp, str(e)))
-            print(f"skipped {inp}: {e}", file=sys.stderr)
+    with _sigterm_runs_cleanup():
+        for inp in tqdm(mine, desc=f"reconstruct ({args.method})", disable=len(mine) < 2):
+            t0 = time.monotonic()
+            try:
+                loaded = read_isolated(inp, geometry, args.image_shape,
+                                       timeout=limit if limit is not None else DEFAULT_READ_TIMEOUT_S)
+                if loaded.kind != "sinogram":
+                    raise DataError("holds an image, not a sinogram", str(inp))
+                remaining = None if limit is None else max(limit - (time.monotonic() - t0), 1e-3)
+                try:
+                    with _deadline(remaining):
+                        geom = loaded.geometry
+                        if geom not in operators:
+                            operators[geom] = RayTransform(geom)
+                        op = operators[geom]
+                        y = torch.as_tensor(loaded.data, dtype=torch.float32, device=device)
+                        rec = solver(y, op, prior=prior)
+                        out = _output_path(inp, args, batch)
+                        files = write_reconstruction(out, rec, geom, units=args.units)
+                except _Deadline:
+                    raise TimeLimitError(f"reconstructing took longer than the time limit of {limit:g} s "
+                                         "(--time-limit)", str(inp)) from None
+                print(f"{inp} -> {files[0]}  ({args.method}, {rec.wall_time:.2f} s, {rec.nfe} NFE)")
+            except Exception as e:
+                msg = _message(inp, e)
+                if not batch:
+                    if isinstance(e, CTFlowError):
+                        raise
+                    raise DataError(msg.removeprefix(f"{inp}: "), str(inp)) from e
+                failed.append((inp, msg))
+                print(f"skipped {inp}: {msg}", file=sys.stderr)
     if failed:
-        print(f"{len(failed)} of {len(mine)} input(s) skipped (rank {rank}/{world})", file=sys.stderr)
+        print(f"{len(failed)} of {len(mine)} input(s) failed and were skipped (rank {rank}/{world}): "
+              + ", ".join(str(p) for p, _ in failed), file=sys.stderr)
         return 1
     return 0

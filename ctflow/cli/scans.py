@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import CTFlowError
 
 
 def _cmd_geometries(args: argparse.Namespace) -> int:

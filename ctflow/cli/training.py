@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-
 def _cmd_data_medmnist(args: argparse.Namespace) -> int:
     from ..data.medmnist import download_medmnist, locate_medmnist
 
@@ -33,8 +32,8 @@ def _cmd_train_prior(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..training.train import TrainConfig, train
     from ..priors.unet import UNetConfig
+    from ..training.train import TrainConfig, train
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import NonFiniteError
+from ..errors import NonFiniteError
 
 __all__ = ["GaussianNoise", "PoissonNoise", "add_gaussian_noise", "add_poisson_noise"]
 

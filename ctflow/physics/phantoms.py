@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .geometry import Geometry, load_geometry
+from ..geometry import Geometry, load_geometry
 
 __all__ = [
     "Ellipse",

@@ -9,7 +9,7 @@ substitute for real data; results obtained with them should say "synthetic phant
 
 Conventions
 -----------
-* Image coordinates as in :mod:`ctflow.phantoms`: row 0 at the top, x to the right, y up. For the
+* Image coordinates as in :mod:`ctflow.physics.phantoms`: row 0 at the top, x to the right, y up. For the
   axial slices the image spans ``[-1, 1]`` in x and y (pixel size ``2 / size``; one unit is about
   200 mm, so the field of view is about 400 mm).
 * Radiological orientation: the patient's right is on the image's **left**, anterior is at the
@@ -57,7 +57,7 @@ from .coronal import coronal_crop
 from .dataset import AbdomenPhantom, AbdomenPhantomDataset, benchmark_rate, write_phantom_npz
 from .tissues import LABELS, ORGANMNIST_CLASSES, TISSUES, hu_to_window, organmnist_label
 
-# public constants outside __all__, kept importable from here (ctflow.cli_reconstruct uses the window)
+# public constants outside __all__, kept importable from here (the window now lives in ctflow.units)
 from .tissues import MAX_SIZE as MAX_SIZE
 from .tissues import MIN_SIZE as MIN_SIZE
 from .tissues import WINDOW_LEVEL as WINDOW_LEVEL

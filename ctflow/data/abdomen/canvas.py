@@ -1,7 +1,7 @@
 """Drawing: seeded uniform draws, a canvas (HU and label images) and scenes of implicit shapes
 resolved in one vectorised pass with a priority buffer; blur and radial-basis helpers.
 
-Coordinates as in :mod:`ctflow.phantoms`: row 0 at the top, x to the right, y up. Nothing here
+Coordinates as in :mod:`ctflow.physics.phantoms`: row 0 at the top, x to the right, y up. Nothing here
 knows about anatomy; the scene functions of :mod:`.axial` and :mod:`.coronal` use these pieces.
 """
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ...files import atomic_path
-from ...phantoms import ellipses_image, random_ellipses
+from ...physics.phantoms import ellipses_image, random_ellipses
 from .axial import abdomen_slice
 from .coronal import coronal_crop
 from .tissues import _FROM_ORGANMNIST, _check_noise, _check_size, _check_version, organmnist_label
@@ -68,7 +68,7 @@ class AbdomenPhantom:
 
 
 def _ellipse_image(seed: int, size: int) -> np.ndarray:
-    """A :func:`ctflow.phantoms.random_ellipses` phantom rasterised at ``size`` and scaled into
+    """A :func:`ctflow.physics.phantoms.random_ellipses` phantom rasterised at ``size`` and scaled into
     [0, 1]: negative values clipped to 0, then divided by the maximum (when above 1)."""
     img = ellipses_image(random_ellipses(seed, size / 2.0), size, 1.0, supersample=2).numpy()
     img = np.clip(img, 0.0, None)
@@ -96,7 +96,7 @@ class AbdomenPhantomDataset(torch.utils.data.Dataset):
         kind: ``"axial"`` (label -1), ``"coronal"`` (OrganMNIST label of the centred organ), or
             ``"mixed"`` (item seed even: axial, odd: coronal).
         ellipse_fraction: fraction of items replaced by random-ellipse phantoms
-            (:func:`ctflow.phantoms.random_ellipses`, label -1). The choice depends only on the
+            (:func:`ctflow.physics.phantoms.random_ellipses`, label -1). The choice depends only on the
             index: item ``i`` is an ellipse image when ``floor((i + 1) f) > floor(i f)``, which spreads
             them evenly (exactly ``floor(n f)`` of them).
         transform: optional callable applied to the image tensor.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...errors import ShapeError
+from ...units import WINDOW_LEVEL, WINDOW_WIDTH, hu_to_window  # noqa: F401  (re-exported by the package)
 
 if TYPE_CHECKING:
     from .canvas import _Draw
@@ -84,16 +85,7 @@ _TO_ORGANMNIST = {
 }  # fmt: skip
 _FROM_ORGANMNIST = {v: k for k, v in _TO_ORGANMNIST.items()}
 
-WINDOW_LEVEL = 40.0
-WINDOW_WIDTH = 400.0
 MIN_SIZE, MAX_SIZE = 16, 512
-
-
-def hu_to_window(hu: np.ndarray, level: float = WINDOW_LEVEL, width: float = WINDOW_WIDTH) -> np.ndarray:
-    """Map HU linearly so that ``[level - width/2, level + width/2]`` becomes ``[0, 1]``; clip; float32."""
-    lo = level - width / 2.0
-    out = (np.asarray(hu, np.float32) - np.float32(lo)) * np.float32(1.0 / width)
-    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def organmnist_label(labels: np.ndarray) -> int:
