@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ctflow.studies import runner
-from ctflow.studies.quality import METHODS
+from ctflow.studies.quality import PRESET_METHODS as METHODS  # what `ctflow benchmark` runs (presets, estimated σ)
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("benchmark_readme", ROOT / "tools" / "benchmark_readme.py")

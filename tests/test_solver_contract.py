@@ -15,8 +15,8 @@ import torch
 
 import ctflow
 from ctflow.errors import NonFiniteError, ShapeError
-from ctflow.priors.unet import ConfigError
 from ctflow.priors.gaussian import GaussianPrior
+from ctflow.priors.unet import ConfigError
 from ctflow.solvers import SOLVERS, Reconstruction, get_solver, list_methods
 
 N = 12
@@ -173,3 +173,149 @@ def test_peak_memory_is_the_calls_own_peak(problem):
         pytest.skip(f"per-call CPU peak not measurable here ({first.peak_memory_kind})")
     assert first.peak_memory >= 250 * 2**20
     assert second.peak_memory < 100 * 2**20
+
+
+# ---- one randomness policy, one noise model, one vocabulary, validated inputs (issue 13, reliability item 10)
+def _different_batch(problem):
+    """Three *different* noisy sinograms: the truth, a brighter copy and a shifted copy."""
+    op, truth, y, prior = problem
+    imgs = torch.stack([truth, 1.6 * truth, torch.roll(truth, (2, -1), (0, 1))])
+    clean = op(imgs)
+    g = torch.Generator().manual_seed(5)
+    return clean + 0.01 * clean.abs().amax() * torch.randn(clean.shape, generator=g)
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_batch_of_different_sinograms_equals_single_runs(name, problem):
+    """Element k of a batch equals a single run of sinogram k, for every method (per-element generators,
+    per-sinogram σ, per-sample solvers): no element depends on the others."""
+    op, truth, _, prior = problem
+    yb = _different_batch(problem)
+    solver = get_solver(name, seed=1, **_quick(name))
+    pr = prior if solver.needs_prior else None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batch = solver(yb, op, prior=pr)
+        singles = [solver(yb[k], op, prior=pr) for k in range(yb.shape[0])]
+    for k, single in enumerate(singles):
+        torch.testing.assert_close(batch.image[k], single.image, atol=1e-4, rtol=1e-3, msg=f"{name}: element {k}")
+    if batch.options.get("noise_std") is not None:  # one σ per sinogram, each the single run's
+        assert len(batch.options["noise_std"]) == 3
+        for k, single in enumerate(singles):
+            assert batch.options["noise_std"][k] == pytest.approx(single.options["noise_std"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in SOLVERS.items() if "noise_std" in {f.name for f in dataclasses.fields(c.Options)}))
+def test_noise_std_estimated_with_a_warning_and_recorded(name, problem):
+    from ctflow.solvers.noise_estimate import NoiseEstimateWarning
+
+    op, truth, _, prior = problem
+    yb = _different_batch(problem)
+    extra = {"noisy": True} if "noisy" in {f.name for f in dataclasses.fields(SOLVERS[name].Options)} else {}
+    with pytest.warns(NoiseEstimateWarning, match="estimated"):
+        rec = get_solver(name, **_quick(name), **extra)(yb[0], op, prior=prior)
+    assert rec.options["noise_std_source"] == "estimated" and rec.options["noise_std"] > 0
+    rec = get_solver(name, noise_std=0.3, **_quick(name), **extra)(yb, op, prior=prior)
+    assert rec.options["noise_std_source"] == "given" and rec.options["noise_std"] == [0.3, 0.3, 0.3]
+    rec = get_solver(name, noise_std=[0.1, 0.2, 0.3], **_quick(name), **extra)(yb, op, prior=prior)
+    assert rec.options["noise_std"] == pytest.approx([0.1, 0.2, 0.3])
+    with pytest.raises(ConfigError, match="noise_std has 2 values"):
+        get_solver(name, noise_std=[0.1, 0.2], **_quick(name), **extra)(yb, op, prior=prior)
+
+
+@pytest.mark.parametrize(
+    "method,old,new",
+    [("pigfm", {"clip": (0, 1)}, "box"), ("cpigfm", {"clip": (0, 1)}, "box"), ("fbp", {"clip_negative": True}, "box"),
+     ("sirt", {"nonnegative": False}, "box"), ("tv", {"nonnegative": True}, "box"), ("msflow", {"nonnegative": True}, "box"),
+     ("msflow", {"jacobian": "vjp"}, "jacobian_free"), ("dflow", {"lr": 0.5}, "step_size"),
+     ("pnpflow", {"lr": 1.0}, "step_size")],
+)
+def test_old_option_names_name_the_new_one(method, old, new):
+    with pytest.raises(ConfigError, match=f"renamed.*{new}"):
+        get_solver(method, **old)
+
+
+def test_one_vocabulary_across_solvers():
+    from ctflow.solvers.options import INITS
+
+    for name, cls in SOLVERS.items():
+        fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+        assert not {"clip", "clip_negative", "nonnegative", "jacobian", "lr"} & set(fields), name
+        if name not in ("cgls", "tikhonov"):
+            assert "box" in fields, f"{name} has no box option"
+        if "init" in fields:
+            for kind in INITS:  # every method that takes an init accepts the whole vocabulary
+                get_solver(name, init=kind)
+        for k in cls.Options.search_space:
+            assert k in fields, f"{name}: search space names unknown option {k}"
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_bad_inputs_are_ctflow_errors(name, problem):
+    op, truth, y, prior = problem
+    solver = get_solver(name, **_quick(name))
+    pr = prior if solver.needs_prior else None
+    with pytest.raises(ShapeError, match="float16"):
+        solver(y.half(), op, prior=pr)
+    with pytest.raises(ShapeError, match="float16"):
+        solver(y.numpy().astype(np.float16), op, prior=pr)
+    with pytest.raises(ShapeError, match="empty"):
+        solver(y[None][:0], op, prior=pr)
+    with pytest.raises(ShapeError, match="x_init holds 3 images"):
+        solver(y[None].repeat(2, 1, 1), op, prior=pr, x_init=torch.zeros(3, N, N))
+    with pytest.raises(ConfigError, match="exceeds the cap"):
+        get_solver(name, iterations=10**9) if "iterations" in {f.name for f in dataclasses.fields(SOLVERS[name].Options)} \
+            else get_solver(name, n_samples=10**9)
+
+
+@pytest.mark.parametrize("name,opts", [("cpigfm", {"guidance": 1e30}), ("pigfm", {"guidance": 1e9}), ("dps", {"guidance": 1e12})])
+def test_absurd_guidance_is_a_config_error(name, opts):
+    with pytest.raises(ConfigError, match="guidance"):
+        get_solver(name, **opts)
+
+
+def test_time_limit_stops_a_long_run(problem):
+    from ctflow.solvers.context import TimeLimitWarning
+
+    op, truth, y, prior = problem
+    with pytest.warns(TimeLimitWarning, match="time_limit"):
+        rec = get_solver("tv", iterations=100_000, time_limit=0.3)(y, op)
+    assert rec.wall_time < 5 and len(rec.history["data_misfit"]) < 100_000
+    assert "time_limit" in rec.options["stopped"]
+
+
+def _numeric_fields(cls):
+    out = []
+    for f in dataclasses.fields(cls.Options):
+        if f.name in ("seed",) or isinstance(f.default, (bool, str)):
+            continue
+        if isinstance(f.default, (int, float)) or f.name in ("noise_std", "rho", "weight_abs", "rho_max", "time_limit"):
+            out.append(f.name)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_random_bad_numeric_options_are_config_errors(name):
+    """NaN / ±Inf / huge / negative values of any numeric option: a ConfigError naming the option (or a
+    valid option set), never a raw exception."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    fields = _numeric_fields(SOLVERS[name])
+    bad = st.sampled_from([float("nan"), float("inf"), -float("inf"), -1.0, 1e300, -1e-300, 0.0, 1e9, 10**12])
+
+    @settings(max_examples=40, deadline=None, derandomize=True)
+    @given(field=st.sampled_from(fields), value=bad)
+    def check(field, value):
+        try:
+            get_solver(name, **{field: value})
+        except ConfigError as e:
+            assert field in str(e) or "option" in str(e), str(e)
+        if isinstance(value, float) and not np.isfinite(value):
+            with pytest.raises(ConfigError, match=field):
+                get_solver(name, **{field: value})
+
+    check()

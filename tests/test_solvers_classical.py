@@ -160,12 +160,12 @@ def test_sirt_iterates_match_closed_form(op8, omega):
     y = _noisy(op, 8, level=0.05)
     yv = y.numpy().ravel()
     for k in (1, 5, 60):
-        rec = get_solver("sirt", iterations=k, relaxation=omega, nonnegative=False)(y, op)
+        rec = get_solver("sirt", iterations=k, relaxation=omega, box=None)(y, op)
         xk, xls = _sirt_closed_form(A, yv, k, omega)
         assert np.abs(_flat(rec) - xk).max() <= 1e-9 * np.abs(xk).max()
     # …and it approaches the weighted least-squares solution: the weighted misfit gap closes
     # (x itself converges slowly: the corner pixels are seen by few rays, σ_min(R^½AC^½) ≈ 0.02)
-    rec = get_solver("sirt", iterations=600, relaxation=omega, nonnegative=False)(y, op)
+    rec = get_solver("sirt", iterations=600, relaxation=omega, box=None)(y, op)
     x600, _ = _sirt_closed_form(A, yv, 600, omega)
     assert np.abs(_flat(rec) - x600).max() <= 1e-8 * np.abs(x600).max()
     R = np.where(A.sum(1) > 0, 1.0 / np.where(A.sum(1) > 0, A.sum(1), 1.0), 0.0)
@@ -181,7 +181,7 @@ def test_sirt_iterates_match_closed_form(op8, omega):
 def test_sirt_weighted_misfit_monotone(op16, nonnegative):
     op, _ = op16
     y = _noisy(op, 16, level=0.05)
-    rec = get_solver("sirt", iterations=50, nonnegative=nonnegative)(y, op)
+    rec = get_solver("sirt", iterations=50, box=(0.0, None) if nonnegative else None)(y, op)
     w = np.array(rec.history["weighted_misfit"])
     m = np.array(rec.history["data_misfit"])
     assert len(w) == len(m) == 50
@@ -235,7 +235,7 @@ def test_tv_reaches_optimum_of_tiny_problem(op8, nonnegative):
     lam = 0.5
     eps = 1e-5
     x_ref, f_ref = _tv_reference(A, y.numpy().ravel(), lam, eps, nonnegative)
-    rec = get_solver("tv", weight_abs=lam, iterations=500, nonnegative=nonnegative)(y, op)
+    rec = get_solver("tv", weight_abs=lam, iterations=500, box=(0.0, None) if nonnegative else None)(y, op)
     obj = np.array(rec.history["objective"])
     # f(x_ref) is within λ·ε·N of the true optimum (TV ≤ TV_ε ≤ TV + εN), x_pdhg is feasible
     slack = lam * eps * 64 + 1e-9 * f_ref
@@ -254,7 +254,7 @@ def test_tv_weight_zero_is_least_squares(op8):
     op, A = op8
     y = _noisy(op, 8, level=0.05)
     ref = np.linalg.lstsq(A, y.numpy().ravel(), rcond=None)[0]
-    rec = get_solver("tv", weight=0.0, nonnegative=False, iterations=1000, step_ratio=0.3)(y, op)
+    rec = get_solver("tv", weight=0.0, box=None, iterations=1000, step_ratio=0.3)(y, op)
     assert np.abs(_flat(rec) - ref).max() < 1e-3 * np.abs(ref).max()
     r = A @ ref - y.numpy().ravel()
     assert rec.history["data_misfit"][-1] == pytest.approx(0.5 * r @ r, rel=1e-6)
@@ -304,7 +304,7 @@ def test_tv_beats_fbp_on_piecewise_constant_phantom(shepp32):
         ("sirt", {"iterations": 0}, "iterations"),
         ("sirt", {"relaxation": 2.5}, "relaxation"),
         ("sirt", {"relaxation": 0.0}, "relaxation"),
-        ("sirt", {"nonnegative": "yes"}, "nonnegative"),
+        ("sirt", {"box": "yes"}, "box"),
         ("sirt", {"n_iter": 3}, "n_iter"),
     ],
 )

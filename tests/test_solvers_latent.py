@@ -10,7 +10,7 @@ recover by probing. Oracles:
 * the D-Flow optimum of the discretised problem, min_z ½σ⁻²‖A(m + Mz) − y‖² + ½‖z‖² (= the MAP up to
   the ODE discretisation error, 2e-3 for 6 midpoint steps);
 * the MS-Flow stationary points at finite ρ (one linear system in (z_0..z_K)): the exact one
-  (``jacobian="vjp"``) and the Jacobian-free fixed point (J_F replaced by I in every block gradient).
+  (``jacobian_free=False``) and the Jacobian-free fixed point (J_F replaced by I in every block gradient).
   The latter is *not* a stationary point of J: as ρ → ∞ it tends to λz_0 = −Aᵀ(Ax−y)/σ², i.e. the
   whole-flow Jacobian is dropped, which for this prior sits ≈ 7 % from the MAP.
 
@@ -212,13 +212,13 @@ def test_dflow_bad_options(opt):
 
 # ---- MS-Flow: convergence to its stationary points and the ρ → ∞ limit ------------------------------
 def test_msflow_vjp_converges_to_exact_stationary_point(P):
-    rec = msflow(jacobian="vjp", iterations=60)(P.y, P.op, P.prior)
+    rec = msflow(jacobian_free=False, iterations=60)(P.y, P.op, P.prior)
     assert rel(rec.image, P.ms_exact10) < 2e-2
     h = rec.history
     assert nonincreasing(h["objective"])  # exact block steps with Armijo + exact DC: monotone descent
     assert set(h) >= {"data", "radial", "trajectory", "gap", "objective", "data_misfit"}
     # it approaches the MAP (up to the penalty bias of ρ = 10, ≈ 8 %)
-    first = msflow(jacobian="vjp", iterations=1)(P.y, P.op, P.prior).image
+    first = msflow(jacobian_free=False, iterations=1)(P.y, P.op, P.prior).image
     assert rel(rec.image, P.xmap) < 0.1 and rel(rec.image, P.xmap) < 0.5 * rel(first, P.xmap)
 
 
@@ -234,7 +234,7 @@ def test_msflow_jacobian_free_converges_to_its_fixed_point(P):
 def test_msflow_large_rho_is_consistent_and_matches_dflow(P, jacobian):
     # started on D-Flow's optimum (blend 1: z_0 = ψ⁻¹(x_dflow), then the roll-out), MS-Flow with a large ρ
     # keeps a consistent trajectory and stays at D-Flow's image (ρ → ∞: MS-Flow = D-Flow reparametrised)
-    rec = msflow(rho=1e3, jacobian=jacobian, iterations=20, blend=1.0)(P.y, P.op, P.prior, x_init=P.xdflow)
+    rec = msflow(rho=1e3, jacobian_free=jacobian == "free", iterations=20, blend=1.0)(P.y, P.op, P.prior, x_init=P.xdflow)
     assert rec.history["gap"][-1] < 1e-2
     assert rel(rec.image, P.xdflow) < (5e-3 if jacobian == "vjp" else 1e-2)
 
@@ -249,7 +249,7 @@ def test_msflow_rho_continuation_reaches_consistency(P):
 
 def test_msflow_tied_mode(P):
     for jac, its in (("free", 30), ("vjp", 8)):
-        rec = msflow(x_mode="tied", jacobian=jac, iterations=its)(P.y, P.op, P.prior)
+        rec = msflow(x_mode="tied", jacobian_free=jac == "free", iterations=its)(P.y, P.op, P.prior)
         h = rec.history
         assert h["data_misfit"][-1] < h["data_misfit"][0]
         if jac == "vjp":
@@ -283,7 +283,7 @@ def test_msflow_memory_structure(P):
     msflow(iterations=2)(P.y, P.op, VelocityModel(rec))
     assert rec.flags and not any(rec.flags)
     rec.flags.clear()
-    msflow(jacobian="vjp", iterations=2, state_norm_weight=0.1)(P.y, P.op, VelocityModel(rec))
+    msflow(jacobian_free=False, iterations=2, state_norm_weight=0.1)(P.y, P.op, VelocityModel(rec))
     assert longest_graph(rec.flags) == (N // K) * 2  # one segment of 2 midpoint steps
     rec.flags.clear()
     dflow(iterations=1, lbfgs_max_iter=1)(P.y, P.op, VelocityModel(rec))
@@ -295,7 +295,7 @@ def test_msflow_ablation_terms_act_in_the_expected_direction(P):
     base = msflow(iterations=10)(P.y, P.op, P.prior)
     assert float(base.image.min()) < -0.05  # the unconstrained result has negative pixels
 
-    nn_ = msflow(iterations=10, nonnegative=True)(P.y, P.op, P.prior).image
+    nn_ = msflow(iterations=10, box=(0.0, None))(P.y, P.op, P.prior).image
     assert float(nn_.min()) >= 0.0
     bx = msflow(iterations=10, box=(0.0, 0.6))(P.y, P.op, P.prior).image
     assert float(bx.min()) >= 0.0 and float(bx.max()) <= 0.6
@@ -307,7 +307,7 @@ def test_msflow_ablation_terms_act_in_the_expected_direction(P):
         assert "tv" in rec.history
 
     def sn(w, jac):
-        h = msflow(iterations=10, state_norm_weight=w, jacobian=jac)(P.y, P.op, P.prior).history
+        h = msflow(iterations=10, state_norm_weight=w, jacobian_free=jac == "free")(P.y, P.op, P.prior).history
         return h["state_norm"][-1] / w
 
     for jac in ("free", "vjp"):
@@ -334,7 +334,7 @@ def test_msflow_ablation_terms_act_in_the_expected_direction(P):
         (dict(tv_weight=-0.1), "tv_weight"),
         (dict(segments=7, steps=6), "K > N"),
         (dict(x_mode="latent"), "x_mode"),
-        (dict(jacobian="full"), "jacobian"),
+        (dict(jacobian_free="full"), "jacobian_free"),
         (dict(step_size=2.5), "step_size"),
         (dict(rho_growth=0.5), "rho_growth"),
         (dict(box=(1.0, 0.0)), "box"),
@@ -353,7 +353,7 @@ def test_msflow_seed_determinism_and_batch(P):
     assert torch.equal(a, b) and not torch.equal(a, c)
     # equal up to CG's amplification of last-bit differences (see PerSample): ≤ 1e-4 relative
     for jac in ("free", "vjp"):
-        s = msflow(iterations=3, blend=1.0, jacobian=jac, tv_weight=1.0, state_norm_weight=0.1)
+        s = msflow(iterations=3, blend=1.0, jacobian_free=jac == "free", tv_weight=1.0, state_norm_weight=0.1)
         both = s(P.y2, P.op, P.prior).image
         for i in range(2):
             one = s(P.y2[i : i + 1], P.op, P.prior).image
@@ -376,3 +376,20 @@ def test_segment_grids():
     assert [s[0] for s in g] == [0.0, 1 / 3, 2 / 3] and g[-1][-1] == 1.0
     flat = [t for s in g for t in s]
     assert all(b >= a for a, b in zip(flat, flat[1:]))
+
+
+@pytest.mark.parametrize("x_mode", ["free", "tied"])
+def test_msflow_jacobi_sweep_reaches_the_gauss_seidel_fixed_point(P, x_mode):
+    """The Jacobi sweep (all blocks from the previous iterate, one batched network call per ODE step)
+    converges to the same Jacobian-free fixed point as Gauss–Seidel, with ⌈N/K⌉ batched ODE steps per
+    sweep instead of N."""
+    gs = msflow(x_mode=x_mode, iterations=150)(P.y, P.op, P.prior)
+    ja = msflow(x_mode=x_mode, iterations=300, sweep="jacobi")(P.y, P.op, P.prior)
+    assert rel(ja.image, gs.image) < 2e-3
+    one = msflow(x_mode=x_mode, iterations=1, sweep="jacobi")(P.y, P.op, P.prior).nfe
+    two = msflow(x_mode=x_mode, iterations=2, sweep="jacobi")(P.y, P.op, P.prior).nfe
+    from ctflow.priors.ode import NFE_PER_STEP
+
+    assert two - one == NFE_PER_STEP[METHOD] * -(-N // K)  # one sweep: ⌈N/K⌉ batched steps
+    with pytest.raises(ConfigError, match="jacobian_free"):
+        msflow(sweep="jacobi", jacobian_free=False)

@@ -25,7 +25,7 @@ import torch
 from ..errors import ConfigError, CTFlowError, NonFiniteError, ShapeError
 from ..peak_memory import PeakMemory
 from .context import SolveContext, _as_sinogram, _FrozenPrior, _prepare_prior
-from .options import SolverOptions
+from .options import SolverOptions, renamed_error
 from .result import Reconstruction
 
 __all__ = ["Solver"]
@@ -43,14 +43,17 @@ class Solver:
     def __init__(self, **options):
         allowed = {f.name for f in dataclasses.fields(self.Options)}
         unknown = set(options) - allowed
+        err = renamed_error(self.name, sorted(unknown))
+        if err is not None:
+            raise err
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no option(s) {sorted(unknown)}; its options are: {', '.join(sorted(allowed))}"
             )
         try:
             self.options = self.Options(**options)
-        except TypeError as e:  # pragma: no cover - dataclass signature errors
-            raise ConfigError(f"method {self.name!r}: {e}") from None
+        except (TypeError, ValueError, OverflowError) as e:  # bad option types caught by no validator
+            raise ConfigError(f"method {self.name!r}: invalid options: {e}") from None
         if not self.stochastic and self.options.n_samples != 1:
             raise ConfigError(f"method {self.name!r} is deterministic; n_samples must be 1 (got {self.options.n_samples})")
 
@@ -80,10 +83,19 @@ class Solver:
         pv = _prepare_prior(prior, operator, yy.device, yy.dtype) if prior is not None else None
         xi = None
         if x_init is not None:
-            xi = torch.as_tensor(x_init, dtype=yy.dtype, device=yy.device)
+            if getattr(x_init, "dtype", None) in (torch.float16, torch.bfloat16) or str(getattr(x_init, "dtype", "")) == "float16":
+                raise ShapeError(f"x_init has dtype {x_init.dtype}, which the solvers do not support; convert it to float32")
+            try:
+                xi = torch.as_tensor(x_init, dtype=yy.dtype, device=yy.device)
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise ShapeError(f"x_init must be an image array or tensor: {e}") from None
             h, w = operator.domain_shape
-            if tuple(xi.shape[-2:]) != (h, w):
+            if xi.ndim < 2 or tuple(xi.shape[-2:]) != (h, w):
                 raise ShapeError(f"x_init has shape {tuple(xi.shape)}; expected (…, {h}, {w}) like the reconstruction")
+            n_init = xi.numel() // (h * w)
+            if n_init not in (1, yy.shape[0]):
+                raise ShapeError(f"x_init holds {n_init} images but the sinogram batch has {yy.shape[0]}; "
+                                 f"give one image (used for every sinogram) or one per sinogram")
             xi = xi.reshape(-1, 1, h, w).expand(yy.shape[0], 1, h, w).clone()
             if not torch.isfinite(xi).all():
                 raise NonFiniteError("x_init contains NaN/Inf values")
@@ -92,12 +104,17 @@ class Solver:
         samples = []
         history: dict[str, list[float]] = {}
         nfe = 0
+        shared: dict = {}
         with PeakMemory(yy.device) as mem:
             for s in range(self.options.n_samples):
                 opts = dataclasses.replace(self.options, seed=self.options.seed + s) if s else self.options
-                ctx = SolveContext(yy, operator, pv, xi, opts, callback, self.name)
-                with torch.inference_mode(False), _FrozenPrior(pv):
-                    x = self._solve(ctx)
+                ctx = SolveContext(yy, operator, pv, xi, opts, callback, self.name, shared=shared)
+                try:
+                    with torch.inference_mode(False), _FrozenPrior(pv):
+                        x = self._solve(ctx)
+                except (OverflowError, ZeroDivisionError, FloatingPointError) as e:
+                    raise CTFlowError(f"{self.name} diverged ({type(e).__name__}: {e}); lower the guidance / step size "
+                                      "or check the noise level") from None
                 if not torch.isfinite(x).all():
                     raise CTFlowError(
                         f"{self.name} diverged (NaN/Inf in the result); lower the step size / weights or check the noise level"
@@ -111,10 +128,20 @@ class Solver:
         stack = torch.stack(samples)
         mean = stack.mean(0)
         std = stack.std(0, unbiased=True) if len(samples) > 1 else None
+        options = self.options.to_dict()
+        if "noise_std" in shared:
+            sig = [float(v) for v in shared["noise_std"].reshape(-1).double().cpu()]
+            if shared["noise_std_source"] == "given":  # the values as given, not their float32 copies
+                given = self.options.noise_std
+                sig = list(given) if isinstance(given, (list, tuple)) else [float(given)] * yy.shape[0]
+            options["noise_std"] = sig[0] if yy.shape[0] == 1 else sig
+            options["noise_std_source"] = shared["noise_std_source"]
+        if "stopped" in shared:
+            options["stopped"] = shared["stopped"]
         rec = Reconstruction(
             image=restore(mean),
             method=self.name,
-            options=self.options.to_dict(),
+            options=options,
             history=history,
             nfe=nfe,
             wall_time=wall,

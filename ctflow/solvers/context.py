@@ -3,6 +3,8 @@ and the input preparation shared by every method (sinogram layouts, prior loadin
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +12,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import NonFiniteError, ShapeError
+
+
+class TimeLimitWarning(UserWarning):
+    """A solver stopped early because its ``time_limit`` was reached."""
 
 
 class CountingVelocity(torch.nn.Module):
@@ -41,7 +47,7 @@ class SolveContext:
     ``generator`` (seeded torch.Generator on ``device``), ``options``.
     """
 
-    def __init__(self, y, op, prior, x_init, options, callback, method):
+    def __init__(self, y, op, prior, x_init, options, callback, method, shared=None):
         self.y = y
         self.op = op
         self.prior = prior
@@ -51,11 +57,20 @@ class SolveContext:
         self.method = method
         self.device = y.device
         self.dtype = y.dtype
-        self.generator = torch.Generator(device=y.device)
-        self.generator.manual_seed(int(options.seed))
+        # one generator per batch element, each seeded with the seed: an image's result does not depend on
+        # what else is in its batch (a batch equals its elements run one at a time)
+        self.generators = []
+        for _ in range(y.shape[0]):
+            g = torch.Generator(device=y.device)
+            g.manual_seed(int(options.seed))
+            self.generators.append(g)
+        self.generator = self.generators[0] if self.generators else None
         self.history: dict[str, list[float]] = {}
         self.stop = False
         self._iteration = 0
+        #: what the call records beside the options (σ used, stop reason); shared across n_samples
+        self.shared = {} if shared is None else shared
+        self._t0 = time.perf_counter()
 
     # ---- shapes and helpers ------------------------------------------------------------------
     @property
@@ -73,16 +88,34 @@ class SolveContext:
     def AT(self, y: torch.Tensor) -> torch.Tensor:
         return self.op.adjoint(y)
 
-    def randn(self, shape=None) -> torch.Tensor:
-        """Seeded standard normal noise (default: image shape)."""
-        return torch.randn(shape or self.image_shape, generator=self.generator, device=self.device, dtype=self.dtype)
+    def randn(self, shape=None, n: int | None = None) -> torch.Tensor:
+        """Seeded standard normal noise from each batch element's own generator: ``(B, 1, H, W)`` (or
+        ``shape``, whose first dim must be B), or ``(n, B, …)`` for ``n`` independent draws per element."""
+        shape = tuple(shape or self.image_shape)
+        if shape[0] != self.batch:
+            raise ValueError(f"randn: the first dim must be the batch size {self.batch}, got {shape}")
+        k = 1 if n is None else int(n)
+        draws = [torch.randn((k, 1, *shape[1:]), generator=g, device=self.device, dtype=self.dtype)
+                 for g in self.generators]
+        out = torch.cat(draws, dim=1)
+        return out[0] if n is None else out
 
-    def noise_std(self, value: float | None) -> float:
-        """The sinogram noise σ a likelihood uses: ``value`` if given, else 1 % of max|y| (the
-        "1 % relative Gaussian noise" convention of :class:`ctflow.noise.GaussianNoise`)."""
-        if value is not None:
-            return float(value)
-        return max(0.01 * float(self.y.abs().max()), 1e-12)
+    def noise_std(self, value=None) -> torch.Tensor:
+        """The sinogram noise σ per batch element, shape ``(B, 1, 1, 1)``: ``value`` (a number or one per
+        sinogram) or, when ``None``, estimated from each sinogram
+        (:func:`ctflow.solvers.noise_estimate.resolve_noise_std`; warns). Computed once per call and
+        recorded in ``Reconstruction.options`` (``noise_std``, ``noise_std_source``)."""
+        if "noise_std" not in self.shared:
+            from .noise_estimate import resolve_noise_std
+
+            s, src = resolve_noise_std(value, self.y, self.method)
+            self.shared["noise_std"] = s
+            self.shared["noise_std_source"] = src
+        return self.shared["noise_std"]
+
+    def noise_var_vec(self, value=None) -> torch.Tensor:
+        """σ² per batch element, shape ``(B,)``."""
+        return self.noise_std(value).reshape(-1) ** 2
 
     def data_misfit(self, x: torch.Tensor) -> float:
         """½‖Ax − y‖² summed over the batch."""
@@ -107,6 +140,17 @@ class SolveContext:
             if self.callback({"iteration": self._iteration, "x": x, **rec}):
                 self.stop = True
         self._iteration += 1
+        self.check_time()
+
+    def check_time(self) -> bool:
+        """Set ``stop`` (and warn once) when the ``time_limit`` option is exceeded; returns ``stop``."""
+        limit = getattr(self.options, "time_limit", None)
+        if limit is not None and not self.stop and time.perf_counter() - self._t0 > float(limit):
+            self.stop = True
+            self.shared["stopped"] = f"time_limit {float(limit):g} s after {self._iteration} iterations"
+            warnings.warn(f"{self.method}: time_limit={float(limit):g} s reached after {self._iteration} iterations; "
+                          "returning the current iterate", TimeLimitWarning, stacklevel=3)
+        return self.stop
 
 
 def _as_sinogram(y, op) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], bool]:
@@ -115,9 +159,17 @@ def _as_sinogram(y, op) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Te
     if is_numpy:
         if not np.issubdtype(y.dtype, np.floating) and not np.issubdtype(y.dtype, np.integer):
             raise ShapeError(f"sinogram has dtype {y.dtype}; expected a real floating-point array")
+        if y.dtype == np.float16:
+            raise ShapeError("sinogram has dtype float16, which the solvers do not support (too little precision "
+                             "for iterative solves); convert it: y.astype(np.float32)")
         y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32 if y.dtype != np.float64 else np.float64))
     if not isinstance(y, torch.Tensor):
         raise ShapeError(f"sinogram must be a torch.Tensor or numpy array, got {type(y).__name__}")
+    if y.is_complex():
+        raise ShapeError(f"sinogram has dtype {y.dtype}; expected a real floating-point tensor")
+    if y.dtype in (torch.float16, torch.bfloat16):
+        raise ShapeError(f"sinogram has dtype {y.dtype}, which the solvers do not support (too little precision "
+                         "for iterative solves); convert it: y.float()")
     if not y.is_floating_point():
         y = y.float()
     rng = tuple(op.range_shape)
@@ -127,6 +179,8 @@ def _as_sinogram(y, op) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Te
             f"(…, n_angles, n_detectors); pass the geometry the data was acquired with "
             f"(or transpose a (detectors, angles) array)"
         )
+    if y.numel() == 0:
+        raise ShapeError(f"sinogram batch is empty (shape {tuple(y.shape)}); pass at least one sinogram")
     if not torch.isfinite(y).all():
         raise NonFiniteError(f"sinogram contains {int((~torch.isfinite(y)).sum())} NaN/Inf values; clean or mask them first")
     lead = tuple(y.shape[:-2])

@@ -7,6 +7,7 @@ import torch
 from .._tensor import per_sample
 from ..errors import CTFlowError
 from .linalg import bdot, cg, operator_norm_sq, pseudo_inverse
+from .options import INITS
 
 INITIAL_IMAGES = ("fbp", "tikhonov", "adjoint", "pinv", "zeros")
 
@@ -45,15 +46,18 @@ def initial_image(ctx, kind: str = "fbp", tikhonov_alpha: float = 1e-2, iters: i
     raise CTFlowError(f"unknown initialisation {kind!r}; choose one of {INITIAL_IMAGES}")
 
 
-#: the starts a guided flow sampler accepts
-INIT_CHOICES = ("fbp", "adjoint", "pinv", "zeros")
+#: the starts a guided flow sampler accepts: the one vocabulary (``"noise"``: no image information, i.e. zeros)
+INIT_CHOICES = INITS
 
 
 def flow_init(ctx, kind: str) -> torch.Tensor:
     """Initial image for ``kind`` (:func:`initial_image`; ``ctx.x_init`` wins when the caller
-    passed one). Without a geometry, ``"fbp"`` falls back to the scaled adjoint here."""
+    passed one). Without a geometry, ``"fbp"`` falls back to the scaled adjoint here; ``"noise"`` is the
+    zero image (the sampler's start is then pure noise)."""
     if kind == "fbp" and getattr(ctx.op, "geometry", None) is None:
         kind = "adjoint"
+    if kind == "noise":
+        kind = "zeros"
     return initial_image(ctx, kind)
 
 

@@ -64,7 +64,7 @@ def solve_data_consistency(
 ) -> torch.Tensor:
     r"""Minimise :math:`\tfrac{1}{2σ^2}\|Ax-y\|^2 + \tfrac{ρ}{2}\|x - x_{ref}\|^2` by warm-started CG on
     :math:`(A^\top A/σ^2 + ρI)\,x = A^\top y/σ^2 + ρ\,x_{ref}`."""
-    s2 = float(noise_var)
+    s2 = noise_var if isinstance(noise_var, torch.Tensor) else float(noise_var)  # a tensor: per sample (B, 1, 1, 1)
     rhs = op.adjoint(y) / s2 + rho * x_ref
     return cg(lambda v: op.adjoint(op(v)) / s2 + rho * v, rhs, x0=x_ref if x0 is None else x0, iters=iters, tol=tol)
 
@@ -184,14 +184,27 @@ class PseudoInverse:
         f = self._flat(x)
         return ((f @ V) @ V.T).reshape(x.shape)
 
-    def pinv(self, y: torch.Tensor) -> torch.Tensor:
-        """:math:`A^+y` (image layout)."""
+    def pinv(self, y: torch.Tensor, damping=None) -> torch.Tensor:
+        """:math:`A^+y` (image layout). ``damping`` overrides the Tikhonov δ for this call: a number or one
+        per batch sample (a ``(B,)`` tensor for ``y`` of shape ``(B, …)``)."""
+        if damping is None:
+            damping = self.damping
+        per = isinstance(damping, torch.Tensor) and damping.numel() > 1
         if self.mode == "cg":
-            u = cg(lambda v: self.op(self.op.adjoint(v)) + self.damping * v, y, iters=self.cg_iters, tol=self.cg_tol)
+            d = damping.to(y.dtype).reshape(-1, *([1] * (y.ndim - 1))) if isinstance(damping, torch.Tensor) else float(damping)
+            u = cg(lambda v: self.op(self.op.adjoint(v)) + d * v, y, iters=self.cg_iters, tol=self.cg_tol)
             return self.op.adjoint(u)
         g = self.op.adjoint(y)
-        V, inv2 = self._Vs(g)
+        V, _ = self._Vs(g)
+        s = self.s.to(g.device, g.dtype)
         f = self._flat(g)
+        if per:
+            d = damping.to(g.device, g.dtype).reshape(-1, 1)
+            if d.shape[0] != f.shape[0]:
+                raise CTFlowError(f"pinv: {d.shape[0]} damping values for {f.shape[0]} sinograms")
+            inv2 = 1.0 / (s * s + d)
+        else:
+            inv2 = 1.0 / (s * s + float(damping))
         return (((f @ V) * inv2) @ V.T).reshape(g.shape)
 
     def pinv_t(self, x: torch.Tensor) -> torch.Tensor:

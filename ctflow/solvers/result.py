@@ -21,7 +21,10 @@ class Reconstruction:
     ½‖Ax − y‖² summed over the batch, objective terms, …) to its per-iteration values; ``nfe`` counts
     forward evaluations of the prior network (a batched call counts once); ``peak_memory`` is the
     call's own peak in bytes above what was in use when it started (:class:`ctflow.peak_memory.PeakMemory`:
-    CUDA allocated memory, or the resident set on CPU; ``peak_memory_kind`` says which).
+    CUDA allocated memory, or the resident set on CPU; ``peak_memory_kind`` says which). ``options``
+    holds every option used, including the sinogram noise σ (``noise_std``, one per sinogram for a
+    batch) and whether it was given or estimated (``noise_std_source``); ``preset`` names the preset
+    ``ctflow.reconstruct`` took the options from.
     """
 
     image: torch.Tensor
@@ -34,6 +37,8 @@ class Reconstruction:
     peak_memory_kind: str = "cpu_rss_peak"
     std: torch.Tensor | None = None
     samples: torch.Tensor | None = None
+    #: the shipped / user preset whose options were used (``ctflow.reconstruct``), as a summary dict
+    preset: dict | None = None
 
     def numpy(self) -> np.ndarray:
         return self.image.detach().cpu().numpy()
@@ -64,6 +69,7 @@ class Reconstruction:
             "final": {k: v[-1] for k, v in self.history.items() if v},
             "image_shape": list(self.image.shape),
             "has_std": self.std is not None,
+            "preset": self.preset,
         }
 
     def __repr__(self) -> str:

@@ -39,17 +39,7 @@ def eval_images(n: int = 10, size: int = 64, source: str | os.PathLike = "phanto
         raise DataError("evaluation set not found: give 'phantoms', an OrganCMNIST/MedMNIST-layout .npz file or a "
                         "folder of DICOM slices", src)
     if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as f:
-            key = f"{split}_images"
-            if key not in f:
-                raise DataError(f"no '{key}' array (keys: {sorted(f.files)})", str(p))
-            arr = f[key][:n].astype(np.float32)
-        if arr.max() > 1.5:
-            arr = arr / 255.0
-        imgs = torch.from_numpy(arr)
-        if imgs.ndim == 4 and imgs.shape[-1] in (1, 3):
-            imgs = imgs[..., 0]
-        imgs = imgs.reshape(imgs.shape[0], 1, *imgs.shape[-2:])
+        imgs = torch.from_numpy(_read_eval_npz(p, split, n))
     elif p.is_dir():
         from ..data.abdomen import hu_to_window
         from ..io import read_dicom_series
@@ -71,6 +61,28 @@ def eval_images(n: int = 10, size: int = 64, source: str | os.PathLike = "phanto
     return imgs.clamp(0, 1).contiguous()
 
 
+def _read_eval_npz(p: Path, split: str, n: int) -> np.ndarray:
+    """The first ``n`` images of ``{split}_images`` as float32 ``(n, 1, H, W)`` (÷255 when the values exceed
+    1.5), read through :class:`ctflow.io.arrays.NpzFile`: declared sizes checked before allocating, only
+    ``n`` images read, NaN/Inf and wrong layouts refused with a DataError naming the file."""
+    from ..io.arrays import NpzFile
+
+    key = f"{split}_images"
+    with NpzFile(p, "evaluation .npz file") as f:
+        if key not in f:
+            raise DataError(f"no '{key}' array (keys: {sorted(f.keys)})", str(p))
+        shape, _ = f.shape(key)
+        ok = (len(shape) == 3 or (len(shape) == 4 and shape[-1] in (1, 3))) and all(d >= 1 for d in shape)
+        if not ok:
+            raise DataError(f"'{key}' must be (N, H, W) or (N, H, W, 1|3) images, got shape {shape}", str(p))
+        arr = f.read(key, dtype=np.float32, max_rows=max(int(n), 1))
+    if arr.size and float(arr.max()) > 1.5:
+        arr = arr / np.float32(255.0)
+    if arr.ndim == 4:
+        arr = arr[..., 0]
+    return np.ascontiguousarray(arr[:, None])
+
+
 @dataclasses.dataclass(frozen=True)
 class NoiseSetting:
     """``kind`` "gaussian" (``level`` = relative σ) or "poisson" (``level`` = I0; ``mu_scale`` maps
@@ -85,7 +97,7 @@ class NoiseSetting:
         return f"gaussian σ={self.level:g}" if self.kind == "gaussian" else f"poisson I0={self.level:g}"
 
     def apply(self, y: torch.Tensor, seed: int) -> torch.Tensor:
-        from ..noise import GaussianNoise, PoissonNoise
+        from ..physics.noise import GaussianNoise, PoissonNoise
 
         if self.kind == "gaussian":
             return GaussianNoise(relative_sigma=self.level)(y, seed=seed) if self.level > 0 else y.clone()
@@ -147,20 +159,32 @@ def scores(x: torch.Tensor, truth: torch.Tensor) -> tuple[np.ndarray, np.ndarray
 def run_method(method: str, y: torch.Tensor, op, truth: torch.Tensor, prior=None, label: str | None = None,
                batch_size: int | None = None, **options) -> MethodResult:
     """Reconstruct every sinogram in ``y`` with ``method`` (batched) and score against ``truth``."""
+    import warnings
+
     from ..solvers import get_solver
+    from ..solvers.noise_estimate import NoiseEstimateWarning
 
     solver = get_solver(method, **options)
     pr = prior if solver.needs_prior else None
     bs = batch_size or y.shape[0]
-    outs, wall, nfe = [], 0.0, 0
+    outs, wall, nfe, sigmas = [], 0.0, 0, []
     for i in range(0, y.shape[0], bs):
-        rec = solver(y[i : i + bs], op, prior=pr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoiseEstimateWarning)  # recorded in the options instead
+            rec = solver(y[i : i + bs], op, prior=pr)
         outs.append(rec.image.reshape(-1, 1, *op.domain_shape))
         wall += rec.wall_time
         nfe = rec.nfe
+        s = rec.options.get("noise_std")
+        if s is not None:
+            sigmas += list(s) if isinstance(s, list) else [s]
     x = torch.cat(outs)
     p, s = scores(x, truth)
-    return MethodResult(method, label or method, x, p, s, wall, nfe, solver.options.to_dict())
+    opts = solver.options.to_dict()
+    if sigmas:
+        opts["noise_std"] = [round(v, 6) for v in sigmas]
+        opts["noise_std_source"] = rec.options.get("noise_std_source")
+    return MethodResult(method, label or method, x, p, s, wall, nfe, opts)
 
 
 def markdown_table(rows: list[dict], columns: list[str], headers: list[str] | None = None) -> str:

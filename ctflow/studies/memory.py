@@ -1,7 +1,7 @@
 r"""Peak memory of MS-Flow against D-Flow as the number of ODE steps N grows (MS-Flow paper, Fig. 1).
 
 D-Flow backpropagates through all N steps of the flow, so it stores the activations of every network
-call: memory O(N). MS-Flow with ``jacobian="free"`` keeps only its K + 1 states (and K cached segment
+call: memory O(N). MS-Flow with ``jacobian_free=True`` keeps only its K + 1 states (and K cached segment
 ends) and evaluates the flow without a graph: memory independent of N. ``msflow-vjp`` (exact one-segment
 VJP) stores one segment's graph, O(N/K).
 
@@ -73,7 +73,7 @@ def worker(cfg: dict) -> dict:
         solver = get_solver("dflow", steps=n, ode_method="euler", iterations=1, lbfgs_max_iter=1, init="noise")
     else:
         solver = get_solver("msflow", steps=n, segments=int(cfg["segments"]), ode_method="euler", iterations=1,
-                            init="noise", jacobian="vjp" if name == "msflow-vjp" else "free")
+                            init="noise", jacobian_free=name != "msflow-vjp")
 
     # baseline: everything loaded, one prior forward pass and one operator round trip done, the
     # optimiser machinery imported (torch.optim's first use imports torch._dynamo, ~100 MB)

@@ -16,7 +16,7 @@ from .records import write_text
 
 # Where the README block says the method settings live. Still the pre-move path, so that the block rebuilt from
 # docs/results/ stays byte-identical to README.md; change it together with the README's block.
-METHODS_SOURCE = "ctflow/benchmarks/quality.py"
+METHODS_SOURCE = "ctflow/studies/quality.py"
 
 
 def report(out: Path) -> None:

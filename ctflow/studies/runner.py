@@ -9,7 +9,9 @@ Suites (``--suites``, default all):
 
 * ``memory``  — peak memory of MS-Flow (Jacobian-free / one-segment VJP) and D-Flow vs ODE steps N,
   one fresh process per point (:mod:`ctflow.studies.memory`).
-* ``quality`` — all methods at 30 angles, 1 % Gaussian noise, ``--n-images`` images.
+* ``quality`` — all methods at 30 angles, 1 % Gaussian noise, ``--n-images`` images: each with its nearest
+  shipped preset and the noise σ estimated from each sinogram (``quality.PRESET_METHODS``; each row names its
+  preset); ``--hand-picked`` runs ``quality.METHODS`` instead, ``--oracle-sigma`` passes the true σ.
 * ``angles``  — the methods except D-Flow at 8/16/60 angles on ``--sweep-images`` images.
 * ``poisson`` — the methods except D-Flow at 30 angles with Poisson counts (I0 = 1e4).
 
@@ -65,6 +67,8 @@ class BenchmarkConfig:
     suites: tuple[str, ...] = SUITES
     methods: str | None = None
     overrides: dict = dataclasses.field(default_factory=dict)
+    hand_picked: bool = False  # run quality.METHODS (hand-picked options) instead of the shipped presets
+    oracle_sigma: bool = False  # pass the simulated noise's true σ instead of estimating it
 
 
 # Quick runs: the same code paths with few iterations (for the test suite and a first look; the numbers
@@ -107,7 +111,7 @@ def run(cfg: BenchmarkConfig, out: Path, log=print) -> dict:
         raise ConfigError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
     record = {"config": jsonable(dataclasses.asdict(cfg)), "command": command_line(), "started": now(),
               "environment": environment(cfg), "timings_s": {}}
-    methods = qual.select_methods(cfg.methods)
+    methods = qual.select_methods(cfg.methods, presets=not cfg.hand_picked)
     sweep_methods = [m for m in methods if m[1] not in SWEEP_EXCLUDE]
     rows: list[dict] = []
     need_quality = any(s in cfg.suites for s in ("quality", "angles", "poisson"))
@@ -133,19 +137,19 @@ def run(cfg: BenchmarkConfig, out: Path, log=print) -> dict:
     if "quality" in cfg.suites:
         r, ex = timed("quality", lambda: qual.quality_study(
             truth[: cfg.n_images], prior, [cfg.angles], [gauss], methods, seed=cfg.seed, overrides=cfg.overrides,
-            log=log))
+            log=log, oracle_sigma=cfg.oracle_sigma))
         rows += [x | {"suite": "quality"} for x in r]
         idx = qual.structured_examples(truth[: cfg.n_images])
         _save_examples(out / "examples.npz", truth[idx, 0].numpy(), ex[cfg.angles], cfg.angles, idx)
     if "angles" in cfg.suites:
         r, _ = timed("angles", lambda: qual.quality_study(
             truth[: cfg.sweep_images], prior, list(cfg.sweep_angles), [gauss], sweep_methods, seed=cfg.seed,
-            overrides=cfg.overrides, log=log, print_targets=False))
+            overrides=cfg.overrides, log=log, print_targets=False, oracle_sigma=cfg.oracle_sigma))
         rows += [x | {"suite": "angles"} for x in r]
     if "poisson" in cfg.suites:
         r, _ = timed("poisson", lambda: qual.quality_study(
             truth[: cfg.sweep_images], prior, [cfg.angles], [NoiseSetting("poisson", cfg.poisson)], sweep_methods,
-            seed=cfg.seed, overrides=cfg.overrides, log=log, print_targets=False))
+            seed=cfg.seed, overrides=cfg.overrides, log=log, print_targets=False, oracle_sigma=cfg.oracle_sigma))
         rows += [x | {"suite": "poisson"} for x in r]
     if rows:
         qual.write_csv(out / "quality.csv", rows, extra_keys=("suite",))
@@ -181,6 +185,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--sweep-images", type=int, default=None,
                     help=f"images per setting in the angles/poisson suites (default {d.sweep_images})")
     ap.add_argument("--methods", default=None, help="comma-separated method names or labels (default: all)")
+    ap.add_argument("--hand-picked", action="store_true",
+                    help="run the hand-picked settings of ctflow/studies/quality.py (METHODS) instead of the shipped presets")
+    ap.add_argument("--oracle-sigma", action="store_true",
+                    help="give the flow methods the simulated noise's true σ instead of estimating it from each sinogram")
     ap.add_argument("--memory-steps", default=None, help="comma-separated ODE step counts for the memory suite")
     ap.add_argument("--device", default=None, help="device for the memory suite (cpu or cuda)")
     ap.add_argument("--threads", type=int, default=None, help=f"torch threads (default {d.threads})")
@@ -202,6 +210,10 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     if args.memory_steps:
         changes["memory_steps"] = tuple(int(s) for s in args.memory_steps.split(","))
     changes["suites"] = tuple(s.strip() for s in args.suites.split(",") if s.strip())
+    if getattr(args, "hand_picked", False):
+        changes["hand_picked"] = True
+    if getattr(args, "oracle_sigma", False):
+        changes["oracle_sigma"] = True
     return quick_config(**changes) if args.quick else BenchmarkConfig(**changes)
 
 

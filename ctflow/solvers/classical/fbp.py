@@ -7,23 +7,27 @@ import dataclasses
 from ...operators.fbp import FILTERS, fbp
 from ..base import Solver
 from ..context import SolveContext
-from ..options import SolverOptions, check_choice
+from ..options import SolverOptions, apply_box, check_box, check_choice, check_range
 from ..registry import register
 
 
 @dataclasses.dataclass(frozen=True)
 class FBPOptions(SolverOptions):
+    """``filter``, ``frequency_scaling`` ∈ (0, 1] and an optional ``box=(lo, hi)`` clamp of the result."""
+
+    search_space = {"filter": ("choice", ["ram-lak", "shepp-logan", "cosine", "hamming", "hann"]),
+                    "frequency_scaling": ("float", 0.3, 1.0)}
+    tune_fixed = {"box": (0.0, None)}
+
     filter: str = "ram-lak"
     frequency_scaling: float = 1.0
-    clip_negative: bool = False
+    box: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
         check_choice(self, "filter", FILTERS)
-        if not 0.0 < self.frequency_scaling <= 1.0:
-            from ...errors import ConfigError
-
-            raise ConfigError(f"option frequency_scaling={self.frequency_scaling} must be in (0, 1]")
+        check_range(self, "frequency_scaling", 0.0, 1.0, lo_open=True)
+        check_box(self)
 
 
 @register
@@ -40,7 +44,6 @@ class FBPSolver(Solver):
             raise CTFlowError("fbp needs a RayTransform with a geometry")
         o = self.options
         x = fbp(ctx.y, geom, filter=o.filter, frequency_scaling=o.frequency_scaling, operator=ctx.op).to(ctx.dtype)
-        if o.clip_negative:
-            x = x.clamp_min(0.0)
+        x = apply_box(x, o.box)
         ctx.log(x)
         return x

@@ -34,15 +34,14 @@ import dataclasses
 import torch
 
 from ..._tensor import per_sample
-from ...errors import ConfigError
 from ..base import Solver
 from ..context import SolveContext
 from ..initial import zeros_or_init
 from ..linalg import bdot, operator_norm_sq
-from ..options import SolverOptions, check_bool, check_integer, check_positive
+from ..options import SolverOptions, apply_box, check_box, check_count, check_positive, check_range
 from ..registry import register
 
-__all__ = ["SIRTSolver", "CGLSSolver", "TikhonovSolver", "damped_cgls", "sirt_weights"]
+__all__ = ["CGLSSolver", "SIRTSolver", "TikhonovSolver", "damped_cgls", "sirt_weights"]
 
 
 
@@ -66,19 +65,21 @@ def sirt_weights(op, like: torch.Tensor, rel_eps: float = 1e-12) -> tuple[torch.
 
 @dataclasses.dataclass(frozen=True)
 class SIRTOptions(SolverOptions):
-    """``iterations``; ``relaxation`` ω ∈ (0, 2); ``nonnegative``: clamp x ≥ 0 every iteration."""
+    """``iterations``; ``relaxation`` ω ∈ (0, 2); ``box``: clamp x into (lo, hi) every iteration
+    (default ``(0, None)``: x ≥ 0; ``None``: unconstrained)."""
+
+    search_space = {"iterations": ("int", 10, 400), "relaxation": ("float", 0.2, 1.9)}
+    tune_fixed = {"box": (0.0, None)}
 
     iterations: int = 100
     relaxation: float = 1.0
-    nonnegative: bool = True
+    box: tuple | None = (0.0, None)
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "iterations")
-        check_integer(self, "iterations")
-        check_bool(self, "nonnegative")
-        if not 0.0 < float(self.relaxation) < 2.0:
-            raise ConfigError(f"option relaxation={self.relaxation!r} must be in (0, 2)")
+        check_count(self, "iterations")
+        check_box(self)
+        check_range(self, "relaxation", 0.0, 2.0, lo_open=True, hi_open=True)
 
 
 @register
@@ -92,15 +93,11 @@ class SIRTSolver(Solver):
     def _solve(self, ctx: SolveContext) -> torch.Tensor:
         o = self.options
         R, C = sirt_weights(ctx.op, ctx.y)
-        x = zeros_or_init(ctx)
-        if o.nonnegative:
-            x = x.clamp_min(0.0)
+        x = apply_box(zeros_or_init(ctx), o.box)
         omega = float(o.relaxation)
         r = ctx.y - ctx.A(x)
         for _ in ctx.progress(range(int(o.iterations))):
-            x = x + omega * C * ctx.AT(R * r)
-            if o.nonnegative:
-                x = x.clamp_min(0.0)
+            x = apply_box(x + omega * C * ctx.AT(R * r), o.box)
             r = ctx.y - ctx.A(x)
             ctx.log(x, weighted_misfit=0.5 * float((R * r * r).sum()))
             if ctx.stop:
@@ -152,13 +149,14 @@ def damped_cgls(
 class CGLSOptions(SolverOptions):
     """``iterations`` (the regularisation: early stopping); ``tol`` on ‖Aᵀ(y − Ax)‖/‖Aᵀy‖ (0: off)."""
 
+    search_space = {"iterations": ("int", 2, 100)}
+
     iterations: int = 30
     tol: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "iterations")
-        check_integer(self, "iterations")
+        check_count(self, "iterations")
         check_positive(self, "tol", allow_zero=True)
 
 
@@ -179,6 +177,8 @@ class CGLSSolver(Solver):
 class TikhonovOptions(SolverOptions):
     """``weight``: α = weight·‖A‖²; ``iterations`` and ``tol`` (relative normal-equation residual) of CG."""
 
+    search_space = {"weight": ("logfloat", 1e-5, 1.0)}
+
     weight: float = 1e-2
     iterations: int = 100
     tol: float = 1e-6
@@ -186,8 +186,7 @@ class TikhonovOptions(SolverOptions):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "weight", "tol", allow_zero=True)
-        check_positive(self, "iterations")
-        check_integer(self, "iterations")
+        check_count(self, "iterations")
 
 
 @register

@@ -4,7 +4,7 @@ r"""``tv``: total-variation regularised least squares by PDHG (Chambolle–Pock 
           \mathrm{TV}(x) = \sum_{ij} |(\nabla x)_{ij}|_2
 
 (isotropic TV, forward differences with Neumann boundary; the constraint only with
-``nonnegative=True``). With :math:`K = [A;\ μ\nabla]` (μ balances the two blocks, see below), the
+``box=(0, None)`` (the default; ``box=(lo, hi)`` projects onto a box)). With :math:`K = [A;\ μ\nabla]` (μ balances the two blocks, see below), the
 dual variables :math:`q` (sinogram) and :math:`p` (gradient field), step sizes
 :math:`τσ\|K\|^2 < 1` using the bound :math:`\|K\|^2 \le \|A\|^2 + 8μ^2`, and over-relaxation θ:
 
@@ -38,12 +38,11 @@ import math
 
 import torch
 
-from ...errors import ConfigError
 from ..base import Solver
 from ..context import SolveContext
 from ..initial import zeros_or_init
 from ..linalg import operator_norm_sq
-from ..options import SolverOptions, check_bool, check_integer, check_positive
+from ..options import SolverOptions, apply_box, check_box, check_count, check_positive, check_range
 from ..registry import register
 from ..tv_ops import div2d, grad2d
 
@@ -59,24 +58,28 @@ def tv_weight(op, weight: float = DEFAULT_TV_WEIGHT, weight_abs: float | None = 
 
 @dataclasses.dataclass(frozen=True)
 class TVOptions(SolverOptions):
-    """``weight`` (λ = weight·‖A‖²) or ``weight_abs`` (λ itself), ``iterations``, ``nonnegative``
-    (x ≥ 0), ``theta`` (over-relaxation ∈ [0, 1]) and ``step_ratio`` (primal/dual step balance s)."""
+    """``weight`` (λ = weight·‖A‖²) or ``weight_abs`` (λ itself), ``iterations``, ``box`` (projection
+    of x, default ``(0, None)``: x ≥ 0), ``theta`` (over-relaxation ∈ [0, 1]) and ``step_ratio``
+    (primal/dual step balance s)."""
+
+    search_space = {"weight": ("logfloat", 1e-5, 3e-2), "iterations": ("int", 50, 500),
+                    "step_ratio": ("logfloat", 0.3, 30.0)}
+    tune_fixed = {"box": (0.0, None)}
 
     weight: float = DEFAULT_TV_WEIGHT
     weight_abs: float | None = None
     iterations: int = 300
-    nonnegative: bool = True
+    box: tuple | None = (0.0, None)
     theta: float = 1.0
     step_ratio: float = 3.0
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "weight", "weight_abs", allow_zero=True)
-        check_positive(self, "iterations", "step_ratio")
-        check_integer(self, "iterations")
-        check_bool(self, "nonnegative")
-        if not 0.0 <= float(self.theta) <= 1.0:
-            raise ConfigError(f"option theta={self.theta!r} must be in [0, 1]")
+        check_positive(self, "step_ratio")
+        check_count(self, "iterations")
+        check_box(self)
+        check_range(self, "theta", 0.0, 1.0)
 
 
 @register
@@ -97,9 +100,7 @@ class TVSolver(Solver):
         sigma = 0.99 * float(o.step_ratio) / L
         theta = float(o.theta)
 
-        x = zeros_or_init(ctx)
-        if o.nonnegative:
-            x = x.clamp_min(0.0)
+        x = apply_box(zeros_or_init(ctx), o.box)
         # A and ∇ are linear, so Ax̄ and ∇x̄ follow from Ax, ∇x without extra applications
         Ax, Gx = ctx.A(x), grad2d(x)
         Axbar, Gxbar = Ax, Gx
@@ -112,9 +113,7 @@ class TVSolver(Solver):
                 p = p + (sigma * mu) * Gxbar
                 p = p / (p.pow(2).sum(1, keepdim=True).sqrt() / radius).clamp_min(1.0)
             step = ctx.AT(q) - mu * div2d(p) if radius > 0 else ctx.AT(q)
-            x_new = x - tau * step
-            if o.nonnegative:
-                x_new = x_new.clamp_min(0.0)
+            x_new = apply_box(x - tau * step, o.box)
             Ax_new, Gx_new = ctx.A(x_new), grad2d(x_new)
             Axbar = Ax_new + theta * (Ax_new - Ax)
             Gxbar = Gx_new + theta * (Gx_new - Gx)

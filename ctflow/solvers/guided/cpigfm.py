@@ -38,7 +38,7 @@ the exact ΠGDM weight per singular value s is :math:`w_t\,r_t^2s^2/(r_t^2s^2+σ
 :math:`r_t → 0` at t → 1, so a first-order expansion in :math:`σ_y^2/(r_t^2s^2)` breaks down on the
 last steps. ctflow therefore implements the noisy variant as a **Tikhonov-damped pseudo-inverse**:
 :math:`\tilde y = V\,\mathrm{diag}(s/(s^2+σ_y^2))\,U^\top y` (damping :math:`δ = σ_y^2`, σ_y from
-``noise_std`` or 1 % of max|y|), with P kept the exact projector so the closed-form map stays valid.
+``noise_std`` or estimated per sinogram), with P kept the exact projector so the closed-form map stays valid.
 (A constant δ = σ_y² is the t = 0 end of the exact weight; it damps far less than the effective
 σ_y²/r_t² late in the flow, so on CT ``rcond`` remains the main noise control.)
 
@@ -62,9 +62,19 @@ import torch
 from ...errors import ConfigError
 from ..base import Solver
 from ..context import SolveContext
-from ..options import SolverOptions, check_choice, check_integer, check_interval, check_positive, check_unit_interval
+from ..options import (
+    INITS,
+    SolverOptions,
+    check_bool,
+    check_box,
+    check_choice,
+    check_count,
+    check_noise_std,
+    check_positive,
+    check_unit_interval,
+)
 from ..registry import register
-from .pigfm import check_rcond, data_terms, finish, guided_denoise
+from .pigfm import MAX_GUIDANCE, check_rcond, damping_of, data_terms, finish, guided_denoise, start_image
 
 __all__ = [
     "SCHEDULES",
@@ -190,9 +200,16 @@ def time_grid(t_start: float, steps: int, schedule: str) -> list[float]:
 
 @dataclasses.dataclass(frozen=True)
 class CPiGFMOptions(SolverOptions):
-    """``steps`` (= NFE), weight ``schedule`` with scale ``guidance`` w ≥ 0, map parameter ``lam`` λ,
+    """``steps`` (= NFE), weight ``schedule`` with scale ``guidance`` w ∈ [0, 1000], map parameter ``lam`` λ,
     start ``t_start``, released-code ``faithful_quirks``, :math:`A^+` ``rcond``/``damping``, the noisy
-    variant (``noisy``, ``noise_std``: Tikhonov damping σ_y²), optional box ``clip=(low, high)``."""
+    variant (``noisy``: Tikhonov damping σ_y² per sinogram, σ from ``noise_std`` or estimated), ``init``
+    image at ``t_start`` (default ``"pinv"``: :math:`A^+y`), optional ``box=(lo, hi)``."""
+
+    search_space = {"steps": ("int", 3, 20), "t_start": ("float", 0.05, 0.7), "guidance": ("logfloat", 0.3, 100.0),
+                    "schedule": ("choice", ["v2", "pigfm", "v3"]), "rcond": ("logfloat", 0.01, 0.5),
+                    "faithful_quirks": ("choice", [True, False]), "noisy": ("choice", [False, True])}
+    tune_fixed = {"box": (0.0, 1.0)}
+    tune_start = [{"schedule": "pigfm", "guidance": 1.0, "faithful_quirks": False, "steps": 10}]  # see the docstring
 
     steps: int = 5
     t_start: float = 0.4
@@ -203,20 +220,24 @@ class CPiGFMOptions(SolverOptions):
     rcond: float = 0.1
     damping: float = 0.0
     noisy: bool = False
-    noise_std: float | None = None
-    clip: tuple | None = None
+    noise_std: float | tuple | None = None
+    init: str = "pinv"
+    box: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "steps")
-        check_integer(self, "steps")
-        check_positive(self, "guidance", "damping", "noise_std", allow_zero=True)
+        check_count(self, "steps", cap=10_000)
+        check_positive(self, "guidance", allow_zero=True, maximum=MAX_GUIDANCE)
+        check_positive(self, "damping", allow_zero=True)
+        check_noise_std(self)
         check_choice(self, "schedule", SCHEDULES)
         check_unit_interval(self, "t_start", allow_zero=not SCHEDULES[self.schedule][2])
-        if not math.isfinite(self.lam):
-            raise ConfigError(f"option lam={self.lam!r} must be finite")
+        if not -50.0 <= float(self.lam) <= 50.0:
+            raise ConfigError(f"option lam={self.lam!r} must be in [-50, 50]")
         check_rcond(self)
-        check_interval(self, "clip")
+        check_bool(self, "faithful_quirks", "noisy")
+        check_choice(self, "init", INITS)
+        check_box(self)
         if self.noisy and self.damping > 0:
             raise ConfigError("options noisy=True and damping>0 conflict: noisy sets damping = noise_std²")
 
@@ -231,14 +252,13 @@ class CPiGFM(Solver):
 
     def _solve(self, ctx: SolveContext) -> torch.Tensor:
         o = self.options
-        damping = ctx.noise_std(o.noise_std) ** 2 if o.noisy else o.damping
-        pinv, y_t = data_terms(ctx, o.rcond, damping)
+        pinv, y_t = data_terms(ctx, o.rcond, damping_of(ctx, o))
         P = pinv.project
         ts = time_grid(o.t_start, o.steps, o.schedule)
         c = conjugate_coefficients(o.schedule, o.guidance, o.lam, ts)
         kw = dict(schedule=o.schedule, guidance=o.guidance, lam=o.lam)
 
-        x = o.t_start * y_t + (1.0 - o.t_start) * ctx.randn()
+        x = o.t_start * start_image(ctx, o, y_t) + (1.0 - o.t_start) * ctx.randn()
         xb = conjugate_map(x, ts[0], P, **kw)
         for i in ctx.progress(range(len(ts) - 1), "cpigfm"):
             t, dt = ts[i], ts[i + 1] - ts[i]
@@ -254,5 +274,5 @@ class CPiGFM(Solver):
             xb = xb + step
             ctx.log(x1, t=t)
             if ctx.stop:
-                return finish(x1, o.clip)
-        return finish(conjugate_map_inverse(xb, ts[-1], P, **kw), o.clip)
+                return finish(x1, o.box)
+        return finish(conjugate_map_inverse(xb, ts[-1], P, **kw), o.box)

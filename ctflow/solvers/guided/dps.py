@@ -33,9 +33,19 @@ from ...errors import CTFlowError
 from ...priors.ode import time_grid
 from ..base import Solver
 from ..context import SolveContext
-from ..initial import INIT_CHOICES, flow_init
+from ..initial import flow_init
 from ..linalg import operator_norm_sq
-from ..options import SolverOptions, check_choice, check_integer, check_positive, check_unit_interval
+from ..options import (
+    INITS,
+    SolverOptions,
+    apply_box,
+    check_bool,
+    check_box,
+    check_choice,
+    check_count,
+    check_positive,
+    check_unit_interval,
+)
 from ..registry import register
 from .guidance import SampleNoise, bnorm, velocity_with_graph, vjp
 
@@ -43,21 +53,27 @@ from .guidance import SampleNoise, bnorm, velocity_with_graph, vjp
 @dataclasses.dataclass(frozen=True)
 class DPSOptions(SolverOptions):
     """``steps`` Euler steps from ``t_start`` ∈ [0, 1) (``init`` image used when > 0); ``guidance`` ζ;
-    ``jacobian_free`` skips the network VJP."""
+    ``jacobian_free`` skips the network VJP; optional ``box=(lo, hi)`` of the result."""
+
+    search_space = {"steps": ("int", 20, 60), "guidance": ("logfloat", 0.2, 10.0), "t_start": ("float", 0.0, 0.6),
+                    "jacobian_free": ("choice", [False, True])}
+    tune_fixed = {"box": (0.0, 1.0)}
 
     steps: int = 100
     guidance: float = 2.0
     jacobian_free: bool = False
     t_start: float = 0.0
     init: str = "fbp"
+    box: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "steps")
-        check_positive(self, "guidance", allow_zero=True)
-        check_integer(self, "steps")
+        check_count(self, "steps", cap=10_000)
+        check_positive(self, "guidance", allow_zero=True, maximum=1e3)
+        check_bool(self, "jacobian_free")
         check_unit_interval(self, "t_start", allow_zero=True)
-        check_choice(self, "init", INIT_CHOICES)
+        check_choice(self, "init", INITS)
+        check_box(self)
 
 
 @register
@@ -95,5 +111,5 @@ class DPSSolver(Solver):
                 raise CTFlowError(f"dps diverged at t={t:.3f}; lower guidance")
             ctx.log(x1, t=t)
             if ctx.stop:
-                return x1
-        return x
+                return apply_box(x1, o.box)
+        return apply_box(x, o.box)

@@ -25,7 +25,8 @@ on a Gaussian test problem), which can raise single-sample PSNR; ``n_samples`` >
 Departures from the reference code: ``steps`` Euler steps on :math:`[t_0, 1]` (the reference runs
 the last :math:`100(1 - t_0)` steps of a 100-step grid on [0, 1]); the initial image is FBP by
 default (the reference uses unscaled :math:`A^\top y`, see ``init="adjoint"`` for a scaled version);
-CG with a fixed small iteration budget instead of GMRES(100); σ_y per sinogram.
+CG with a fixed small iteration budget instead of GMRES(100); σ_y per sinogram (given or estimated,
+:mod:`ctflow.solvers.noise_estimate`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from ...errors import ConfigError
 from ...priors.ode import time_grid
 from ..base import Solver
 from ..context import SolveContext
-from ..initial import INIT_CHOICES, flow_init
+from ..initial import flow_init
 from ..linalg import cg
-from ..options import SolverOptions, check_choice, check_integer, check_positive
+from ..options import INITS, SolverOptions, apply_box, check_box, check_choice, check_count, check_noise_std
 from ..registry import register
 from .guidance import SampleNoise, noise_std_per_sample, velocity_with_graph, vjp
 
@@ -50,23 +51,30 @@ GAMMA_CHOICES = ("constant", "sqrt")
 class OTODEOptions(SolverOptions):
     """``steps`` Euler steps from ``t_start`` ∈ (0, 1) to 1; ``init`` image for the start;
     ``gamma`` guidance weight schedule; ``cg_iters`` CG iterations for the ΠGDM solve (warm-started
-    from the previous step); ``noise_std`` σ_y (default: 1 % of each sinogram's max|y|)."""
+    from the previous step); ``noise_std`` σ_y (a number or one per sinogram; None: estimated per
+    sinogram); optional ``box=(lo, hi)`` of the result."""
+
+    search_space = {"steps": ("int", 10, 50), "t_start": ("float", 0.05, 0.7), "gamma": ("choice", ["constant", "sqrt"]),
+                    "init": ("choice", ["fbp", "pinv"])}
+    tune_fixed = {"box": (0.0, 1.0)}
 
     steps: int = 100
     t_start: float = 0.2
     init: str = "fbp"
     gamma: str = "constant"
     cg_iters: int = 20
-    noise_std: float | None = None
+    noise_std: float | tuple | None = None
+    box: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "steps", "cg_iters", "noise_std")
-        check_integer(self, "steps")
+        check_count(self, "steps", "cg_iters", cap=10_000)
+        check_noise_std(self)
         if not (0.0 < float(self.t_start) < 1.0):
             raise ConfigError(f"option t_start={self.t_start!r} must be in (0, 1) (OT-ODE divides by t)")
-        check_choice(self, "init", INIT_CHOICES)
+        check_choice(self, "init", INITS)
         check_choice(self, "gamma", GAMMA_CHOICES)
+        check_box(self)
 
 
 def gamma_t(kind: str, t: float) -> float:
@@ -103,5 +111,5 @@ class OTODESolver(Solver):
             x = x + dt * (vd + ((1.0 - t) / t) * gamma_t(o.gamma, t) * g_tot)
             ctx.log(x1, t=t)
             if ctx.stop:
-                return x1
-        return x
+                return apply_box(x1, o.box)
+        return apply_box(x, o.box)

@@ -7,7 +7,8 @@ to t = 1 image) the solver minimises over the initial noise :math:`z`
 
 with :math:`R(z) = \tfrac12\|z\|^2 - (d-1)\log\|z\|` (``latent_reg="radial"``, the χ_d negative
 log-likelihood of ‖z‖), :math:`\tfrac12\|z\|^2` (``"gaussian"``) or 0 (``"none"``), λ =
-``latent_weight`` and σ the sinogram noise (``noise_std``; default 1 % of max|y|). The gradient is
+``latent_weight`` and σ the sinogram noise (``noise_std``; default: estimated per sinogram,
+:mod:`ctflow.solvers.noise_estimate`). The gradient is
 exact: autograd runs through every ODE step, so memory grows linearly with the number of steps
 (MS-Flow, :mod:`ctflow.solvers.latent.msflow`, removes that). The optimiser is torch L-BFGS with a
 strong-Wolfe line search: ``iterations`` outer ``.step`` calls of ``lbfgs_max_iter`` inner iterations,
@@ -16,8 +17,8 @@ through the shared line search).
 
 Initialisation (blend): :math:`z = \sqrt{α}\,ψ^{-1}(x_{init}) + \sqrt{1-α}\,ε`, with
 :math:`ψ^{-1}` the same ODE integrated backwards from t = 1 to 0 (no graph, ``inverse_steps``
-steps), :math:`x_{init}` an FBP / Tikhonov / zero image (``init``; the user's ``x_init`` when
-given) and α = ``blend``; ``init="noise"`` starts from :math:`z = ε`.
+steps), :math:`x_{init}` the ``init`` image (fbp, tikhonov, adjoint, pinv or zeros; the user's
+``x_init`` when given) and α = ``blend``; ``init="noise"`` starts from :math:`z = ε`.
 
 Defaults follow PnP-Flow's runnable D-Flow (methods.md §B): 5 midpoint steps (10 NFE per ψ),
 α = 0.1, L-BFGS with 20 inner iterations and history 100; λ = 1 because the data term here is scaled
@@ -36,18 +37,26 @@ import math
 
 import torch
 
-from ...errors import ConfigError
 from ...priors.ode import NFE_PER_STEP, ode_step, time_grid
 from ..base import Solver
 from ..context import SolveContext
 from ..initial import initial_image
 from ..linalg import bdot
-from ..options import SolverOptions, check_choice, check_interval, check_positive
+from ..options import (
+    INITS,
+    SolverOptions,
+    apply_box,
+    check_box,
+    check_choice,
+    check_count,
+    check_noise_std,
+    check_positive,
+    check_range,
+)
 from ..registry import register
 from .penalties import radial_penalty, radial_penalty_grad
 
 LATENT_REGS = ("radial", "gaussian", "none")
-INITS = ("fbp", "tikhonov", "zeros", "noise")
 
 
 # ---- shared helpers (also used by msflow) ---------------------------------------------------------
@@ -115,6 +124,15 @@ def initial_latent(ctx: SolveContext, init: str, blend: float, ts, method: str) 
 # ---- the solver ---------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class DFlowOptions(SolverOptions):
+    """ODE ``steps``/``ode_method``, latent regulariser ``latent_reg`` × ``latent_weight``, ``init``
+    (any of :data:`~ctflow.solvers.options.INITS`) blended by ``blend``, L-BFGS ``iterations`` ×
+    ``lbfgs_max_iter`` with ``lbfgs_history`` and ``step_size`` (its lr), ``noise_std`` σ (None:
+    estimated per sinogram), ``box`` clamp of the result."""
+
+    search_space = {"latent_weight": ("logfloat", 0.01, 10.0), "blend": ("float", 0.0, 0.9),
+                    "iterations": ("int", 1, 6)}
+    tune_fixed = {"box": (0.0, 1.0)}
+
     steps: int = 5
     ode_method: str = "midpoint"
     inverse_steps: int | None = None
@@ -125,23 +143,21 @@ class DFlowOptions(SolverOptions):
     iterations: int = 5
     lbfgs_max_iter: int = 20
     lbfgs_history: int = 100
-    lr: float = 1.0
-    noise_std: float | None = None
-    box: tuple[float, float] | None = None
+    step_size: float = 1.0
+    noise_std: float | tuple | None = None
+    box: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "steps", "iterations", "lbfgs_max_iter", "lbfgs_history", "lr", "noise_std",
-                       "inverse_steps")
-        check_positive(self, "latent_weight", allow_zero=True)
+        check_count(self, "steps", "iterations", "lbfgs_max_iter", "lbfgs_history", "inverse_steps", cap=10_000)
+        check_positive(self, "step_size", maximum=1e3)
+        check_noise_std(self)
+        check_positive(self, "latent_weight", allow_zero=True, maximum=1e6)
         check_choice(self, "ode_method", NFE_PER_STEP)
         check_choice(self, "latent_reg", LATENT_REGS)
         check_choice(self, "init", INITS)
-        if not 0.0 <= float(self.blend) <= 1.0:
-            raise ConfigError(f"option blend={self.blend!r} must be in [0, 1]")
-        check_interval(self, "box")
-        if self.box is not None:
-            object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        check_range(self, "blend", 0.0, 1.0)
+        check_box(self)
 
 
 @register
@@ -157,20 +173,20 @@ class DFlowSolver(Solver):
         ts_list = [float(t) for t in ts]
         inv_ts = time_grid(int(o.inverse_steps or o.steps))
         z0 = initial_latent(ctx, o.init, o.blend, inv_ts, o.ode_method)
-        s2 = ctx.noise_std(o.noise_std) ** 2
+        s2v = ctx.noise_var_vec(o.noise_std)  # (B,)
         lam = float(o.latent_weight)
         v = ctx.prior
 
         def psi(z):
             return integrate(v, z, ts_list, o.ode_method)
 
-        def objective(z, y_i):
+        def objective(z, y_i, s2):
             data = 0.5 / s2 * (ctx.A(psi(z)) - y_i).pow(2).sum()
             return data + lam * latent_penalty(z, o.latent_reg).sum()
 
         zs = [z0[i : i + 1].clone().requires_grad_(True) for i in range(ctx.batch)]
         opts = [
-            torch.optim.LBFGS([z], lr=o.lr, max_iter=int(o.lbfgs_max_iter), history_size=int(o.lbfgs_history),
+            torch.optim.LBFGS([z], lr=o.step_size, max_iter=int(o.lbfgs_max_iter), history_size=int(o.lbfgs_history),
                               line_search_fn="strong_wolfe")
             for z in zs
         ]
@@ -178,9 +194,9 @@ class DFlowSolver(Solver):
         for _ in ctx.progress(range(int(o.iterations)), desc="dflow L-BFGS"):
             for i, (z, opt) in enumerate(zip(zs, opts)):
 
-                def closure(z=z, opt=opt, y_i=ctx.y[i : i + 1]):
+                def closure(z=z, opt=opt, y_i=ctx.y[i : i + 1], s2=s2v[i]):
                     opt.zero_grad()
-                    loss = objective(z, y_i)
+                    loss = objective(z, y_i, s2)
                     loss.backward()
                     return loss
 
@@ -188,11 +204,9 @@ class DFlowSolver(Solver):
             with torch.no_grad():
                 z = torch.cat([z.detach() for z in zs])
                 x = psi(z)
-                data = float(0.5 / s2 * (ctx.A(x) - ctx.y).pow(2).sum())
+                data = float((0.5 / s2v * (ctx.A(x) - ctx.y).pow(2).reshape(ctx.batch, -1).sum(1)).sum())
                 lat = float(lam * latent_penalty(z, o.latent_reg).sum())
             ctx.log(x, data=data, latent=lat, objective=data + lat)
             if ctx.stop:
                 break
-        if o.box is not None:
-            x = x.clamp(*o.box)
-        return x
+        return apply_box(x, o.box)
