@@ -151,6 +151,17 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def _budget_spent(t0: float, budget: float, world: int, dev: torch.device) -> bool:
+    """Whether ``budget`` seconds have passed since ``t0``; under DDP any rank's clock decides for all,
+    so every rank stops at the same step."""
+    spent = time.perf_counter() - t0 >= budget
+    if world > 1:
+        flag = torch.tensor([float(spent)], device=dev)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        spent = bool(flag.item())
+    return spent
+
+
 def train(
     cfg: TrainConfig,
     model_cfg: UNetConfig,
@@ -252,6 +263,8 @@ def train(
             lval /= world
         state["losses"].append([step + 1, float(lval)])
         done = step + 1
+        # one decision per step, taken before the checkpoint, so a budget stop always has its checkpoint
+        stop = time_budget is not None and done < cfg.steps and _budget_spent(t0, time_budget, world, dev)
         if rank == 0:
             bar.set_postfix(loss=f"{float(lval):.4f}", lr=f"{lr_at(cfg, step):.2e}")
             if done % cfg.val_every == 0 or done == cfg.steps:
@@ -260,8 +273,7 @@ def train(
             if done % cfg.sample_every == 0 or done == cfg.steps:
                 write_sample_grid(ema.cpu(), out / "samples" / f"step-{done:07d}.png", cfg, data.val)
                 ema.to(dev)
-            over = time_budget is not None and time.perf_counter() - t0 >= time_budget
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps or over:
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
                 save_training_checkpoint(
                     ck_dir, done, net, ema, opt,
                     {"train": dataclasses.asdict(cfg), "model": model_cfg.to_dict(), **state},
@@ -269,13 +281,7 @@ def train(
                 with open(log, "a") as f:
                     f.write(json.dumps({"step": done, "loss": float(lval), "val": state["val_losses"][-1:] or None,
                                         "seconds": round(time.perf_counter() - t0, 2)}) + "\n")
-        if time_budget is not None and world > 1:  # every rank stops at the same step
-            flag = torch.tensor([float(time.perf_counter() - t0 >= time_budget)], device=dev)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            over = bool(flag.item())
-        elif time_budget is not None:
-            over = time.perf_counter() - t0 >= time_budget
-        if time_budget is not None and over and done < cfg.steps:
+        if stop:
             finished = False
             if rank == 0:
                 print(f"time budget of {time_budget:.0f} s reached at step {done}; resume with --resume")
