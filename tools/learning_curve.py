@@ -84,6 +84,16 @@ def read_rows(csv_path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def write_rows(csv_path: Path, rows: list[dict]) -> None:
+    """The CSV, one row per (step, method) — the last one wins — sorted by step."""
+    unique = {(int(r["step"]), r["method"]): r for r in rows}
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(unique[k] for k in sorted(unique))
+
+
 def plot(rows: list[dict], png: Path, tv: float, fbp: float) -> None:
     import matplotlib
 
@@ -154,17 +164,10 @@ def main(argv=None) -> int:
                          "psnr_mean": f"{r.psnr.mean():.3f}", "psnr_std": f"{r.psnr.std():.3f}",
                          "ssim_mean": f"{r.ssim.mean():.4f}", "seconds": f"{time.perf_counter() - t0:.1f}"})
             print(f"step {step:6d}  {label:18s} {r.psnr.mean():6.2f} dB", flush=True)
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
-            w.writeheader()
-            w.writerows(sorted(rows, key=lambda r: (int(r["step"]), r["method"])))
+        write_rows(csv_path, rows)  # after every snapshot, so an interrupted run keeps what it scored
     rows.append({"step": -1, "images_seen": 0, "method": "TV", "psnr_mean": f"{tv.psnr.mean():.3f}",
                  "psnr_std": f"{tv.psnr.std():.3f}", "ssim_mean": f"{tv.ssim.mean():.4f}", "seconds": ""})
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(sorted({(r["step"], r["method"]): r for r in rows}.values(), key=lambda r: (int(r["step"]), r["method"])))
+    write_rows(csv_path, rows)
     plot([r for r in rows if r["method"] in LABELS], png, float(tv.psnr.mean()), float(fbp.psnr.mean()))
     print(f"TV {tv.psnr.mean():.2f} dB, FBP {fbp.psnr.mean():.2f} dB -> {csv_path}, {png}")
     return 0

@@ -74,7 +74,16 @@ from ..options import (
     check_unit_interval,
 )
 from ..registry import register
-from .pigfm import MAX_GUIDANCE, check_rcond, damping_of, data_terms, finish, guided_denoise, start_image
+from .pigfm import (
+    MAX_GUIDANCE,
+    check_noisy_damping,
+    check_rcond,
+    damping_of,
+    data_terms,
+    finish,
+    guided_denoise,
+    start_image,
+)
 
 __all__ = [
     "SCHEDULES",
@@ -238,8 +247,7 @@ class CPiGFMOptions(SolverOptions):
         check_bool(self, "faithful_quirks", "noisy")
         check_choice(self, "init", INITS)
         check_box(self)
-        if self.noisy and self.damping > 0:
-            raise ConfigError("options noisy=True and damping>0 conflict: noisy sets damping = noise_std²")
+        check_noisy_damping(self)
 
 
 @register

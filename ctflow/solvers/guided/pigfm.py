@@ -54,6 +54,12 @@ from .guidance import velocity_with_graph, vjp
 MAX_GUIDANCE = 1e3
 
 
+def check_noisy_damping(opts) -> None:
+    """``noisy=True`` sets the pseudo-inverse damping to σ², so an explicit ``damping`` conflicts with it."""
+    if opts.noisy and opts.damping > 0:
+        raise ConfigError("options noisy=True and damping>0 conflict: noisy sets damping = noise_std²")
+
+
 def check_rcond(opts) -> None:
     if not (0.0 < opts.rcond < 1.0):
         raise ConfigError(f"option rcond={opts.rcond!r} must be in (0, 1)")
@@ -127,8 +133,7 @@ class PiGFMOptions(SolverOptions):
         check_noise_std(self)
         check_choice(self, "init", INITS)
         check_box(self)
-        if self.noisy and self.damping > 0:
-            raise ConfigError("options noisy=True and damping>0 conflict: noisy sets damping = noise_std²")
+        check_noisy_damping(self)
 
 
 @register
