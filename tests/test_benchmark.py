@@ -72,7 +72,7 @@ def test_quick_run_writes_every_table_and_figure(quick_run):
     for needle in ("machine:", "torch 2.", "astra-toolbox", "seeds: evaluation images 2027", "weights_sha256",
                    "## Suite `poisson`", "| TV |"):
         assert needle in summary, needle
-    assert "Targets:" in summary and "MS-Flow" in stdout
+    assert "Comparisons:" in summary and "MS-Flow" in stdout
 
 
 def test_update_readme_replaces_only_the_marked_block(quick_run):

@@ -82,9 +82,29 @@ def test_quality_benchmark_script_runs(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "C-ΠGFM (5 NFE)" in r.stdout and "TV" in r.stdout
+    assert "C-ΠGFM (5 NFE)" in r.stdout and "TV" in r.stdout and "comparisons:" in r.stdout
     md = (out / "quality.md").read_text()
     assert "| TV |" in md and "8 angles" in md
     rows = (out / "quality.csv").read_text().splitlines()
     assert len(rows) == 1 + 4  # header + FBP, TV, C-ΠGFM 5 and 10 NFE
     assert (out / "psnr_vs_angles.png").stat().st_size > 1000 and (out / "examples_8.png").exists()
+
+
+def test_comparisons_report_differences_without_judgement():
+    from ctflow.studies.quality import comparisons
+
+    def row(method, psnr, t, nfe=0):
+        return {"method": method, "psnr_mean": psnr, "time_per_image_s": t, "nfe": nfe}
+
+    rows = [row("FBP (hann)", 26.0, 0.001), row("TV", 30.0, 0.1), row("D-Flow", 27.0, 40.0, 600),
+            row("MS-Flow", 28.5, 10.0, 400), row("ΠGFM (100 NFE)", 29.0, 5.0, 100),
+            row("C-ΠGFM (5 NFE)", 28.0, 0.25, 5), row("OT-ODE (100 NFE)", 27.5, 5.0, 100)]
+    lines = comparisons(rows)
+    text = "\n".join(lines)
+    assert lines[0] == "best flow method: ΠGFM (100 NFE) 29.00 dB, -1.00 dB vs TV (30.00 dB), +3.00 dB vs FBP (hann) (26.00 dB)"
+    assert "MS-Flow vs D-Flow: 28.50 vs 27.00 dB (+1.50 dB), 4.0× faster" in lines
+    assert "C-ΠGFM (5 NFE) vs ΠGFM (100 NFE): 28.00 vs 29.00 dB (-1.00 dB), 20.0× faster" in lines
+    assert "C-ΠGFM (5 NFE) vs OT-ODE (100 NFE): 28.00 vs 27.50 dB (+0.50 dB), 20.0× faster" in lines
+    for word in ("PASS", "MISS", "target", "≥", "≤"):
+        assert word not in text
+    assert comparisons([row("TV", 30.0, 0.1)]) == []

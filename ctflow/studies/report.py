@@ -94,7 +94,7 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
         lines += ["", "Bold: the best PSNR and the best SSIM."]
         lines += ["", ("NFE: network evaluations per batched solve, the same per image — except D-Flow, which runs "
                        "L-BFGS image by image, so its NFE is summed over the images."), "",
-                  "Target checks (printed by the run):", ""] + [f"- {s}" for s in qual.targets(main)] + [""]
+                  "Comparisons (printed by the run):", ""] + [f"- {s}" for s in qual.comparisons(main)] + [""]
         if (out / f"examples_{n_ang}.png").exists():
             lines += [f"![examples at {n_ang} angles](docs/results/examples_{n_ang}.png)", ""]
     sweep = [r for r in qrows if r["suite"] == "angles"]

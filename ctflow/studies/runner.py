@@ -144,12 +144,12 @@ def run(cfg: BenchmarkConfig, out: Path, log=print) -> dict:
     if "angles" in cfg.suites:
         r, _ = timed("angles", lambda: qual.quality_study(
             truth[: cfg.sweep_images], prior, list(cfg.sweep_angles), [gauss], sweep_methods, seed=cfg.seed,
-            overrides=cfg.overrides, log=log, print_targets=False, oracle_sigma=cfg.oracle_sigma))
+            overrides=cfg.overrides, log=log, print_comparisons=False, oracle_sigma=cfg.oracle_sigma))
         rows += [x | {"suite": "angles"} for x in r]
     if "poisson" in cfg.suites:
         r, _ = timed("poisson", lambda: qual.quality_study(
             truth[: cfg.sweep_images], prior, [cfg.angles], [NoiseSetting("poisson", cfg.poisson)], sweep_methods,
-            seed=cfg.seed, overrides=cfg.overrides, log=log, print_targets=False, oracle_sigma=cfg.oracle_sigma))
+            seed=cfg.seed, overrides=cfg.overrides, log=log, print_comparisons=False, oracle_sigma=cfg.oracle_sigma))
         rows += [x | {"suite": "poisson"} for x in r]
     if rows:
         qual.write_csv(out / "quality.csv", rows, extra_keys=("suite",))
