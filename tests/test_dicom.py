@@ -19,13 +19,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 import ctflow
 from ctflow.errors import DataError, NonFiniteError, ShapeError
 from ctflow.io.dicom_ctpd import read_dicom_ctpd, write_dicom_ctpd
-from ctflow.io.dicom_image import (
-    CTImage,
-    read_dicom_image,
-    read_dicom_series,
-    write_dicom_image,
-    write_dicom_series,
-)
+from ctflow.io.dicom_image import CTImage, read_dicom_image, read_dicom_series
+from ctflow.io.dicom_image_writer import write_dicom_image, write_dicom_series
 from ctflow.physics.phantoms import analytic_sinogram, shepp_logan_ellipses
 from ctflow.units import MU_WATER, hu_to_mu, mu_to_hu
 

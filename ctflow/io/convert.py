@@ -175,7 +175,7 @@ def write_any(loaded: Loaded, out: str | os.PathLike, *, window: tuple[float, fl
         ]
     if suffix in ("", ".dcm"):
         from .dicom_ctpd import write_dicom_ctpd
-        from .dicom_image import write_dicom_image, write_dicom_series
+        from .dicom_image_writer import write_dicom_image, write_dicom_series
 
         if loaded.kind == "sinogram":
             if suffix == ".dcm":

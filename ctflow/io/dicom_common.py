@@ -1,4 +1,5 @@
-"""Pieces shared by the DICOM readers and writers (:mod:`.dicom_image`, :mod:`.dicom_ctpd`).
+"""Pieces shared by the DICOM readers and writers (:mod:`.dicom_image`, :mod:`.dicom_image_writer`,
+:mod:`.dicom_ctpd`).
 
 * **Reading guard.** :func:`_dcmread` reads a file and turns every pydicom failure (not DICOM,
   corrupt or truncated header, cut-off last element) into a :class:`~ctflow.errors.DataError`
