@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ctflow.studies.realct import area_resize, body_square, largest_component
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Labels whose union (eroded) is the phantoms' "inside organs" mask.
@@ -217,22 +219,6 @@ def label_mask(labels: np.ndarray, values, erode_px: int = 2) -> np.ndarray:
     return out
 
 
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights of exact area averaging: output pixel i covers input [i*s, (i+1)*s)."""
-    s = n_in / n_out
-    edges = np.arange(n_out + 1) * s
-    lo = np.maximum(edges[:-1, None], np.arange(n_in)[None, :])
-    hi = np.minimum(edges[1:, None], np.arange(1, n_in + 1)[None, :])
-    return np.clip(hi - lo, 0.0, None) / s
-
-
-def area_resize(img: np.ndarray, shape) -> np.ndarray:
-    """Resize by exact area averaging (each output pixel is the area-weighted mean of the input
-    pixels it covers; for integer factors, block averaging). Meant for downsampling."""
-    x = np.asarray(img, np.float64)
-    return _area_matrix(x.shape[0], shape[0]) @ x @ _area_matrix(x.shape[1], shape[1]).T
-
-
 def image_stats(hu: np.ndarray, labels: np.ndarray | None = None) -> dict:
     """All statistics of one HU image (window units): scalars and the curves for the figure."""
     from ctflow.data.abdomen import LABELS, hu_to_window
@@ -274,49 +260,6 @@ def phantom_images(version: int, n_axial: int, n_coronal: int, size: int = 64, s
     for s in range(n_coronal):
         hu, cls, lab = coronal_crop(seed0 + s, size, hu=True, return_labels=True, version=version)
         yield "coronal", hu, lab, cls
-
-
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask)
-    if n == 0:
-        return mask.copy()
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return ndimage.binary_fill_holes(lab == int(np.argmax(sizes)))
-
-
-def prepare_real(hu: np.ndarray, pixel_mm: float, size: int, body_fraction: float) -> tuple[np.ndarray, dict]:
-    """Crop a real slice to a square around its body and area-resize it to ``size``.
-
-    The body is the largest connected part of HU > -500 (holes filled; this drops the table). If it
-    touches the image border (a crop of a larger body, as ``CT_small.dcm``), the central square of the
-    whole image is used; otherwise a square centred on the body's bounding box with side
-    ``max(h, w) / body_fraction`` (so the body spans the same fraction of the field of view as in the
-    axial phantoms), padded with -1024 HU where it leaves the image.
-    """
-    hu = np.asarray(hu, np.float64)
-    h, w = hu.shape
-    body = largest_component(hu > BODY_HU)
-    rows, cols = np.nonzero(body)
-    touches = rows.size == 0 or rows.min() == 0 or cols.min() == 0 or rows.max() == h - 1 or cols.max() == w - 1
-    if touches:
-        side = min(h, w)
-        r0, c0 = (h - side) // 2, (w - side) // 2
-    else:
-        side = round(float(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)) / body_fraction)
-        r0 = round(float(rows.min() + rows.max() + 1) / 2 - side / 2)
-        c0 = round(float(cols.min() + cols.max() + 1) / 2 - side / 2)
-    crop = np.full((side, side), -1024.0)
-    rs, cs = max(r0, 0), max(c0, 0)
-    re, ce = min(r0 + side, h), min(c0 + side, w)
-    crop[rs - r0 : re - r0, cs - c0 : ce - c0] = hu[rs:re, cs:ce]
-    out = area_resize(crop, (size, size)).astype(np.float32)
-    info = {
-        "native": f"{h}x{w} @ {pixel_mm:.3g} mm",
-        "crop": f"{side} px ({side * pixel_mm:.0f} mm){' whole image' if touches else ''}",
-        "mm_per_px": side * pixel_mm / size,
-    }
-    return out, info
 
 
 def _dicom_hu(ds) -> tuple[np.ndarray, float]:
@@ -743,7 +686,7 @@ def main(argv=None) -> int:
             skipped.append(msg)
             continue
         hu, px, source = item
-        small, info = prepare_real(hu, px, args.size, args.body_fraction)
+        small, info = body_square(hu, px, args.size, args.body_fraction)
         info["source"] = source
         info["blur_check"] = blur_check(small)
         real_info[name] = info
@@ -771,7 +714,7 @@ def main(argv=None) -> int:
         print(f"skipping invesalius: nothing readable at {args.invesalius}", file=sys.stderr)
     if inv is not None:
         hu, px, source = inv
-        small, info = prepare_real(hu, px, args.size, args.body_fraction)
+        small, info = body_square(hu, px, args.size, args.body_fraction)
         st = image_stats(small)
         st["lv_organ"] = float("nan")
         private = {"invesalius head CT": summarise([st])}

@@ -75,6 +75,9 @@ class CTImage:
         The files read, in slice order.
     skipped : list of (str, str)
         ``(path, reason)`` of the files left out by ``on_error="skip"``.
+    orientation : numpy.ndarray or None
+        ImageOrientationPatient of the first slice, ``(r_x, r_y, r_z, c_x, c_y, c_z)``: the patient-frame
+        (LPS) directions of a row and of a column, or None if missing.
     """
 
     hu: np.ndarray
@@ -84,6 +87,7 @@ class CTImage:
     metadata: dict
     paths: list
     skipped: list = dataclasses.field(default_factory=list)
+    orientation: np.ndarray | None = None
 
     @property
     def mu(self) -> np.ndarray:
@@ -231,6 +235,7 @@ def read_dicom_image(path: str | os.PathLike) -> CTImage:
             positions=None if s["position"] is None else s["position"][None, :],
             metadata=_image_metadata(s["ds"]),
             paths=[s["path"]],
+            orientation=s["orientation"],
         )
 
 
@@ -341,4 +346,5 @@ def _read_series(files: list[Path], where: str, on_error: str) -> CTImage:
         metadata=_image_metadata(slices[0]["ds"]),
         paths=[s["path"] for s in slices],
         skipped=skipped,
+        orientation=slices[0]["orientation"],
     )
