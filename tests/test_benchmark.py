@@ -88,6 +88,7 @@ def test_update_readme_replaces_only_the_marked_block(quick_run):
         assert (docs / name).exists(), name
     for link in ("docs/results/memory.png", "docs/results/examples_30.png", "docs/results/psnr_vs_angles.png"):
         assert f"({link})" in block
+    _assert_portable_and_neutral(block)  # the run's --out was a temporary folder
 
 
 def test_report_rebuilds_the_same_block_from_saved_csvs(quick_run, tmp_path):
@@ -114,6 +115,36 @@ def test_readme_results_block_is_what_the_committed_record_regenerates(tmp_path)
     shutil.copytree(docs, copy)
     runner.report(copy)
     assert block == (copy / "readme_results.md").read_text().strip()
+
+
+def _assert_portable_and_neutral(text: str) -> None:
+    """No path of the machine that ran it, no results folder option, no pass/fail judgement."""
+    import re
+
+    assert "/tmp" not in text and "--out" not in text, "a machine-specific path or --out in the block"
+    assert not re.search(r"(?<![\w.])(/home/|/root/|/work/|/opt/)", text)
+    assert "target" not in text.lower(), "target wording in the block"
+    assert not re.search(r"\b(PASS|MISS)\b", text)
+
+
+def test_generated_block_is_portable_and_has_no_target_checks(tmp_path):
+    """The README block (and summary.md) name a command anyone can run and report comparisons, not checks —
+    for the committed record and for a record made with an absolute --out and evaluation folder."""
+    readme = (ROOT / "README.md").read_text()
+    _assert_portable_and_neutral(readme.split(readme_tool.BEGIN)[1].split(readme_tool.END)[0])
+    copy = tmp_path / "r"
+    shutil.copytree(ROOT / "docs" / "results", copy)
+    rec = json.loads((copy / "run.json").read_text())
+    rec["command"] = "ctflow benchmark --out /tmp/somewhere/results --eval-set /home/me/scans/ --threads 1"
+    rec["config"]["eval_set"] = "/home/me/scans"
+    (copy / "run.json").write_text(json.dumps(rec))
+    runner.report(copy)
+    block = (copy / "readme_results.md").read_text()
+    _assert_portable_and_neutral(block)
+    _assert_portable_and_neutral((copy / "summary.md").read_text())
+    assert "`ctflow benchmark --eval-set scans --threads 1`" in block
+    assert "Comparisons (printed by the run):" in block and "- best flow method:" in block
+    assert "- MS-Flow vs D-Flow:" in block and "D-Flow(200) / MS-Flow(200) = " in block
 
 
 def _small_eval_sets(tmp_path: Path) -> dict[str, Path]:
