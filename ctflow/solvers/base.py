@@ -12,6 +12,17 @@ Every method is a :class:`Solver` subclass in its own module with
 (``(A, D)``, ``(B, A, D)`` or ``(B, 1, A, D)`` sinograms give images of the matching layout), seeding,
 NFE counting, wall time, peak memory and, for stochastic methods with ``n_samples > 1``, the posterior
 mean and pixelwise standard deviation.
+
+**Posterior samples as one batch.** The ``n_samples`` samples are solved together: the B sinograms are
+stacked ``k`` times (sample-major, at most :data:`MAX_SAMPLE_BATCH` images per solve, more samples in
+further solves; a batch of B > 64 sinograms is solved as it is, one sample at a time). Sample s of every
+image is drawn from its own generator seeded ``seed + s``, as when the samples ran one after another, so
+the results are those of the separate runs (bit for bit where the operator and the prior are
+batch-invariant; otherwise to the last-bit rounding of batched matrix products). ``nfe`` counts each
+batched network call once per sample it holds (the cost of running the samples separately), ``history``
+is the first sample's. A ``time_limit`` stops the samples of one solve together (before, each sample had
+its own limit). With a ``callback`` the samples run one at a time, so the callback sees each sample's
+iterates in the caller's batch layout and can stop each.
 """
 
 from __future__ import annotations
@@ -28,7 +39,19 @@ from .context import SolveContext, _as_sinogram, _FrozenPrior, _prepare_prior
 from .options import SolverOptions, renamed_error
 from .result import Reconstruction
 
-__all__ = ["Solver"]
+__all__ = ["MAX_SAMPLE_BATCH", "Solver", "sample_chunks"]
+
+#: the most images one batched solve holds when a stochastic method's ``n_samples`` are stacked
+MAX_SAMPLE_BATCH = 64
+
+
+def sample_chunks(n_samples: int, batch: int, sequential: bool = False, cap: int = MAX_SAMPLE_BATCH):
+    """``(first_sample, n_in_chunk)`` pairs: the posterior samples solved together, as many whole copies of
+    the ``batch`` sinograms as fit in ``cap`` images (at least one: a larger batch is never split).
+    ``sequential`` (a callback was given: it sees each sample's iterates and may stop each) gives one
+    sample per solve."""
+    per = 1 if sequential else max(1, int(cap) // max(1, int(batch)))
+    return [(first, min(per, n_samples - first)) for first in range(0, n_samples, per)]
 
 
 class Solver:
@@ -105,10 +128,17 @@ class Solver:
         history: dict[str, list[float]] = {}
         nfe = 0
         shared: dict = {}
+        b = yy.shape[0]
         with PeakMemory(yy.device) as mem:
-            for s in range(self.options.n_samples):
-                opts = dataclasses.replace(self.options, seed=self.options.seed + s) if s else self.options
-                ctx = SolveContext(yy, operator, pv, xi, opts, callback, self.name, shared=shared)
+            chunks = sample_chunks(self.options.n_samples, b, sequential=callback is not None, cap=MAX_SAMPLE_BATCH)
+            for first, k in chunks:
+                # samples first … first+k−1 as one batch of k stacked copies; sample s seeded seed + s
+                seeds = [int(self.options.seed) + s for s in range(first, first + k) for _ in range(b)]
+                ys = yy.repeat(k, 1, 1, 1) if k > 1 else yy
+                xs = xi.repeat(k, 1, 1, 1) if xi is not None and k > 1 else xi
+                ctx = SolveContext(ys, operator, pv, xs, self.options, callback, self.name, shared=shared,
+                                   seeds=seeds, copies=k)
+                nfe0 = pv.nfe if pv is not None else 0
                 try:
                     with torch.inference_mode(False), _FrozenPrior(pv):
                         x = self._solve(ctx)
@@ -119,11 +149,12 @@ class Solver:
                     raise CTFlowError(
                         f"{self.name} diverged (NaN/Inf in the result); lower the step size / weights or check the noise level"
                     )
-                samples.append(x.detach())
-                if s == 0:
+                if pv is not None:  # a batched network call counts once per sample in it: NFE per sample
+                    nfe += (pv.nfe - nfe0) * k
+                x = x.detach()
+                samples.extend(x[j * b : (j + 1) * b] for j in range(k))
+                if first == 0:
                     history = ctx.history
-        if pv is not None:
-            nfe = pv.nfe
         wall = time.perf_counter() - t0
         stack = torch.stack(samples)
         mean = stack.mean(0)

@@ -44,10 +44,17 @@ class SolveContext:
 
     Attributes: ``y`` (B, 1, A, D) float tensor, ``op`` the operator (acts on trailing dims),
     ``prior`` a :class:`CountingVelocity` or ``None``, ``x_init`` (B, 1, H, W) or ``None``,
-    ``generator`` (seeded torch.Generator on ``device``), ``options``.
+    ``generators`` (one seeded torch.Generator per batch element on ``device``; draw through
+    :meth:`randn`), ``options``, ``copies``.
+
+    :class:`~ctflow.solvers.base.Solver` solves the posterior samples of a stochastic method as one batch:
+    ``y`` then stacks ``copies`` copies of the caller's B sinograms (each copy one posterior sample, seeded
+    ``seed + s`` for sample s). Everything per batch element stays per element; what is per call (the history's
+    ``data_misfit``, the noise σ) is the first copy's. Terms a solver passes to :meth:`log` are
+    recorded as given, so a stochastic method should pass only batch-independent ones (like ``t``).
     """
 
-    def __init__(self, y, op, prior, x_init, options, callback, method, shared=None):
+    def __init__(self, y, op, prior, x_init, options, callback, method, shared=None, seeds=None, copies=1):
         self.y = y
         self.op = op
         self.prior = prior
@@ -57,12 +64,23 @@ class SolveContext:
         self.method = method
         self.device = y.device
         self.dtype = y.dtype
-        # one generator per batch element, each seeded with the seed: an image's result does not depend on
-        # what else is in its batch (a batch equals its elements run one at a time)
+        #: how many stacked copies of the caller's sinogram batch ``y`` holds (posterior samples solved as
+        #: one batch, sample-major: rows ``[j·B, (j+1)·B)`` are copy j); the history and the noise σ are the
+        #: first copy's, as when each sample ran on its own
+        self.copies = int(copies)
+        if y.shape[0] % self.copies:
+            raise ValueError(f"SolveContext: a batch of {y.shape[0]} is not {self.copies} copies of one batch")
+        # one generator per batch element, each seeded with its seed (``seeds``; default: the seed for all):
+        # an image's result does not depend on what else is in its batch (a batch equals its elements run one
+        # at a time)
+        if seeds is None:
+            seeds = [int(options.seed)] * y.shape[0]
+        if len(seeds) != y.shape[0]:
+            raise ValueError(f"SolveContext: {len(seeds)} seeds for a batch of {y.shape[0]}")
         self.generators = []
-        for _ in range(y.shape[0]):
+        for seed in seeds:
             g = torch.Generator(device=y.device)
-            g.manual_seed(int(options.seed))
+            g.manual_seed(int(seed))
             self.generators.append(g)
         self.generator = self.generators[0] if self.generators else None
         self.history: dict[str, list[float]] = {}
@@ -76,6 +94,11 @@ class SolveContext:
     @property
     def batch(self) -> int:
         return self.y.shape[0]
+
+    @property
+    def base_batch(self) -> int:
+        """The caller's number of sinograms (``batch`` = ``copies`` × this)."""
+        return self.y.shape[0] // self.copies
 
     @property
     def image_shape(self) -> tuple[int, int, int, int]:
@@ -108,10 +131,11 @@ class SolveContext:
         if "noise_std" not in self.shared:
             from .noise_estimate import resolve_noise_std
 
-            s, src = resolve_noise_std(value, self.y, self.method)
+            s, src = resolve_noise_std(value, self.y[: self.base_batch], self.method)  # per caller's sinogram
             self.shared["noise_std"] = s
             self.shared["noise_std_source"] = src
-        return self.shared["noise_std"]
+        s = self.shared["noise_std"]
+        return s.repeat(self.copies, 1, 1, 1) if self.copies > 1 else s
 
     def noise_var_vec(self, value=None) -> torch.Tensor:
         """σ² per batch element, shape ``(B,)``."""
@@ -121,6 +145,11 @@ class SolveContext:
         """½‖Ax − y‖² summed over the batch."""
         with torch.no_grad():
             return 0.5 * float((self.A(x) - self.y).pow(2).sum())
+
+    def _first_copy_misfit(self, x: torch.Tensor) -> float:
+        b = self.base_batch
+        with torch.no_grad():
+            return 0.5 * float((self.A(x[:b]) - self.y[:b]).pow(2).sum())
 
     def progress(self, iterable, desc: str | None = None, **kw):
         return tqdm(iterable, desc=desc or self.method, disable=not self.options.progress, leave=False, **kw)
@@ -133,7 +162,8 @@ class SolveContext:
         """
         rec = dict(terms)
         if x is not None and "data_misfit" not in rec:  # solvers that already have Ax − y pass it in
-            rec["data_misfit"] = self.data_misfit(x)
+            # the first copy's misfit (with stacked samples): what the first sample's own run records
+            rec["data_misfit"] = self.data_misfit(x) if self.copies == 1 else self._first_copy_misfit(x)
         for k, v in rec.items():
             self.history.setdefault(k, []).append(float(v))
         if self.callback is not None:
