@@ -124,3 +124,71 @@ def test_torchrun_sharding_matches_single_process(scans, tmp_path):
         np.testing.assert_array_equal(read_image_h5(single / n).image, read_image_h5(sharded / n).image)
     # each rank did its own share
     assert r.stdout.count("->") == 4
+
+
+def _water_disk_dicom(path: Path, n: int, radius: float) -> np.ndarray:
+    """A water disk (0 HU) in air (−1000 HU) as a DICOM image; returns each pixel's distance to the centre."""
+    from ctflow.io import write_dicom_image
+
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    r = np.hypot(yy, xx)
+    write_dicom_image(path, np.where(r < radius, 0.0, -1000.0).astype(np.float32), 1.0, method="water disk")
+    return r
+
+
+def _assert_water_in_air(dcm: Path, r: np.ndarray, inside: float, outside: float) -> None:
+    from ctflow.io import read_dicom_image
+
+    hu = read_dicom_image(dcm).hu
+    ring = (r > outside) & (r < r.shape[0] / 2 - 0.5)
+    assert abs(np.median(hu[r < inside])) < 40, np.median(hu[r < inside])
+    assert abs(np.median(hu[ring]) + 1000) < 60, np.median(hu[ring])
+
+
+def test_simulate_stores_the_sinogram_units(tmp_path):
+    from ctflow.io import read_sinogram_h5
+
+    r = _water_disk_dicom(tmp_path / "disk.dcm", 28, 8)
+    assert r.shape == (28, 28)
+    assert main(["simulate", "--geometry", "parallel-28-sparse30", "--phantom", str(tmp_path / "disk.dcm"),
+                 "--out", str(tmp_path / "mu.h5")]) == 0
+    assert read_sinogram_h5(tmp_path / "mu.h5").attrs["units"] == "mu"  # DICOM HU → μ line integrals
+    assert main(["simulate", "--geometry", "parallel-28-sparse30", "--phantom", "abdomen",
+                 "--out", str(tmp_path / "w.h5")]) == 0
+    assert read_sinogram_h5(tmp_path / "w.h5").attrs["units"] == "window"
+
+
+@pytest.mark.parametrize("method,extra", [("fbp", []), ("cpigfm", ["--prior", "phantom-28", "--set", "steps=5"])])
+def test_mu_sinogram_reconstructs_to_hu_through_the_cli(tmp_path, capsys, method, extra):
+    """A water disk in air as μ line integrals (`ctflow simulate` from a HU image, so units=mu is stored):
+    --units auto takes μ, and the DICOM output reads back ≈ 0 HU inside and ≈ −1000 HU outside."""
+    r = _water_disk_dicom(tmp_path / "disk.dcm", 28, 8)
+    scan = tmp_path / "scan.h5"
+    assert main(["simulate", "--geometry", "parallel-28-sparse30", "--phantom", str(tmp_path / "disk.dcm"),
+                 "--gaussian", "0.005", "--out", str(scan)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "rec.dcm"
+    assert main(["reconstruct", str(scan), "--method", method, *extra, "--out", str(out)]) == 0
+    assert "units mu" in capsys.readouterr().out
+    _assert_water_in_air(out, r, inside=6, outside=10.5)
+    h5 = tmp_path / "rec.h5"
+    assert main(["reconstruct", str(scan), "--method", method, *extra, "--units", "mu", "--out", str(h5)]) == 0
+    im = read_image_h5(h5)
+    assert im.attrs["units"] == "mu" and abs(np.median(im.image[r < 6]) - 0.0192) < 0.0192 * 0.04
+
+
+def test_ctpd_input_is_mu_by_default(tmp_path, capsys):
+    r = _water_disk_dicom(tmp_path / "disk.dcm", 64, 16)
+    assert main(["simulate", "--geometry", "fan-64-sparse60", "--phantom", str(tmp_path / "disk.dcm"),
+                 "--out", str(tmp_path / "ctpd")]) == 0
+    out = tmp_path / "rec.dcm"
+    assert main(["reconstruct", str(tmp_path / "ctpd"), "--method", "fbp", "--image-shape", "64",
+                 "--out", str(out)]) == 0
+    assert "units mu" in capsys.readouterr().out
+    _assert_water_in_air(out, r, inside=12, outside=20)
+    # the same μ data read as window units give no water at 0 HU: --units is what makes HU right
+    assert main(["reconstruct", str(tmp_path / "ctpd"), "--method", "fbp", "--image-shape", "64", "--units",
+                 "window", "--out", str(tmp_path / "wrong.dcm")]) == 0
+    from ctflow.io import read_dicom_image
+
+    assert abs(np.median(read_dicom_image(tmp_path / "wrong.dcm").hu[r < 12])) > 100

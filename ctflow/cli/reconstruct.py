@@ -10,6 +10,12 @@ few milliseconds) that is killed after the read time limit, so even a file that 
 forever is just reported; any exception while reading, reconstructing or writing one input is caught,
 reported on stderr with the input's name, and the batch goes on; ``--time-limit`` bounds the whole
 per-input work. The exit status is 1 if any input failed.
+
+Every input goes through :func:`ctflow.reconstruct`. ``--units`` says what the sinogram holds:
+``window`` — line integrals of the priors' [0, 1] window units (HU L40/W400); ``mu`` — line integrals
+of μ in 1/mm (flow methods then run through the window bridge, :mod:`ctflow.solvers.units_bridge`);
+``auto`` (the default) — ``mu`` for DICOM-CT-PD scans and for HDF5 sinograms whose ``units``
+attribute says ``mu`` (``ctflow simulate`` writes it), ``window`` otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from ..errors import CTFlowError, DataError, TimeLimitError
 
 OUTPUT_FORMATS = ("h5", "dcm", "png", "npy")
+UNITS_CHOICES = ("auto", "window", "mu")
 #: Reading one input never takes longer than this (seconds) unless --time-limit says otherwise.
 DEFAULT_READ_TIMEOUT_S = 600.0
 
@@ -53,8 +60,11 @@ def add_parsers(sub) -> None:
     r.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE", help="a method option")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--n-samples", type=int, default=None, help="posterior samples (stochastic methods): mean + std map")
-    r.add_argument("--units", choices=["window", "mu"], default="window",
-                   help="image units for DICOM output: 'window' = [0,1] ↔ L40/W400 (the priors' units), 'mu' = 1/mm")
+    r.add_argument("--units", choices=UNITS_CHOICES, default="auto",
+                   help="what the sinogram holds: 'window' = line integrals of the priors' [0,1] window units "
+                   "(HU L40/W400), 'mu' = line integrals of μ (1/mm; flow methods go through the window bridge); "
+                   "'auto' (default) = mu for DICOM-CT-PD and for HDF5 files whose units attribute is mu, "
+                   "window otherwise. DICOM outputs are in HU either way")
     r.add_argument("--image-shape", type=int, default=512, help="image grid for DICOM-CT-PD input (default 512)")
     r.add_argument("--device", default="cpu",
                    help="cpu | cuda | cuda:N (a bare cuda under torchrun means cuda:$LOCAL_RANK, one GPU per rank)")
@@ -126,12 +136,50 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 # ------------------------------------------------------------------------------------------------
 # isolation: reading in a worker process, time limits
 # ------------------------------------------------------------------------------------------------
-def _read_worker(conn, path: str, geometry, image_shape) -> None:
-    """Child process: read one input and send ``("ok", Loaded)`` or ``("err", CTFlowError)`` back."""
+def read_input(path, geometry=None, image_shape=512):
+    """:func:`ctflow.io.read_any` with the units of a sinogram in ``Loaded.units``: ``"mu"`` for
+    DICOM-CT-PD (line integrals of μ by definition), an HDF5 sinogram's ``units`` root attribute
+    (``"unknown"`` when absent)."""
+    import dataclasses
+
     from ..io import read_any
 
+    loaded = read_any(path, geometry=geometry, image_shape=image_shape)
+    if loaded.kind != "sinogram":
+        return loaded
+    if Path(path).suffix.lower() in (".h5", ".hdf5"):
+        units = _h5_units(Path(path))
+    else:
+        units = "mu"  # DICOM-CT-PD
+    return dataclasses.replace(loaded, units=units)
+
+
+def _h5_units(path: Path) -> str:
+    """The ``units`` root attribute of an HDF5 file that has just been read successfully ("unknown" if none)."""
+    import h5py
+
     try:
-        result = ("ok", read_any(path, geometry=geometry, image_shape=image_shape))
+        with h5py.File(path, "r") as f:
+            v = f.attrs.get("units")
+    except Exception:  # noqa: BLE001 (the data were readable; an unreadable attribute means "not stated")
+        return "unknown"
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return v.strip().lower() if isinstance(v, str) and v.strip() else "unknown"
+
+
+def scan_units(requested: str, loaded) -> str:
+    """``--units`` for one input: ``"window"``/``"mu"`` as asked; ``"auto"`` → ``"mu"`` when the input says
+    its sinogram is of μ (DICOM-CT-PD, an HDF5 ``units`` attribute of ``mu``), else ``"window"``."""
+    if requested != "auto":
+        return requested
+    return "mu" if getattr(loaded, "units", "unknown") == "mu" else "window"
+
+
+def _read_worker(conn, path: str, geometry, image_shape) -> None:
+    """Child process: read one input and send ``("ok", Loaded)`` or ``("err", CTFlowError)`` back."""
+    try:
+        result = ("ok", read_input(path, geometry=geometry, image_shape=image_shape))
     except CTFlowError as e:
         result = ("err", e)
     except BaseException as e:  # noqa: BLE001 (reported to the parent, which names the file)
@@ -151,7 +199,7 @@ def _mp_context():
 
 
 def read_isolated(path: Path, geometry=None, image_shape=512, timeout: float = DEFAULT_READ_TIMEOUT_S):
-    """:func:`ctflow.io.read_any` in a worker process that is killed after ``timeout`` seconds.
+    """:func:`read_input` in a worker process that is killed after ``timeout`` seconds.
 
     Raises the reader's CTFlowError, :class:`~ctflow.errors.TimeLimitError` on a timeout, or a DataError
     when the worker dies (a crash in a library, the out-of-memory killer) — each naming ``path``.
@@ -265,13 +313,17 @@ def _to_hu(image, units: str):
 
 
 def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> list[Path]:
-    """Write a :class:`Reconstruction` by extension (.h5 keeps options and history). For stochastic
+    """Write a :class:`Reconstruction` by extension (.h5 keeps options and history). ``units`` is the
+    image's: ``"window"`` or ``"mu"`` (1/mm); DICOM outputs are in HU. An image reconstructed on another grid
+    than ``geometry`` (a flow method on μ data: ``rec.geometry``) is written with that grid. For stochastic
     methods run with ``n_samples > 1`` the pixelwise std map is written beside it like any image:
     ``<stem>_std.<ext>`` (``.npy`` for DICOM outputs)."""
     import numpy as np
 
     from ..files import atomic_path
     from ..io import write_dicom_image, write_image_h5, write_png_preview
+
+    geometry = getattr(rec, "geometry", None) or geometry
 
     def write(p: Path, img: np.ndarray, method: str, is_std: bool) -> Path:
         suffix = p.suffix.lower()
@@ -304,7 +356,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     from ..geometry import load_geometry
     from ..operators import RayTransform
-    from ..solvers import get_solver
+    from ..solvers import get_solver, reconstruct
 
     options = dict(parse_option(o) for o in args.options)
     options.setdefault("seed", args.seed)
@@ -312,8 +364,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         options["n_samples"] = args.n_samples
     if args.progress:
         options["progress"] = True
-    solver = get_solver(args.method, **options)  # bad method/options fail before any file is read
-    prior = args.prior if solver.needs_prior else None
+    get_solver(args.method, **options)  # bad method/options fail before any file is read
     geometry = load_geometry(args.geometry) if args.geometry else None
 
     scans = expand_inputs(args.inputs)
@@ -338,21 +389,22 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                        timeout=limit if limit is not None else DEFAULT_READ_TIMEOUT_S)
                 if loaded.kind != "sinogram":
                     raise DataError("holds an image, not a sinogram", str(inp))
+                units = scan_units(args.units, loaded)
                 remaining = None if limit is None else max(limit - (time.monotonic() - t0), 1e-3)
                 try:
                     with _deadline(remaining):
                         geom = loaded.geometry
                         if geom not in operators:
                             operators[geom] = RayTransform(geom)
-                        op = operators[geom]
                         y = torch.as_tensor(loaded.data, dtype=torch.float32, device=device)
-                        rec = solver(y, op, prior=prior)
+                        rec = reconstruct(y, geom, method=args.method, prior=args.prior,
+                                          operator=operators[geom], preset=None, units=units, **options)
                         out = _output_path(inp, args, batch)
-                        files = write_reconstruction(out, rec, geom, units=args.units)
+                        files = write_reconstruction(out, rec, geom, units=units)
                 except _Deadline:
                     raise TimeLimitError(f"reconstructing took longer than the time limit of {limit:g} s "
                                          "(--time-limit)", str(inp)) from None
-                print(f"{inp} -> {files[0]}  ({args.method}, {rec.wall_time:.2f} s, {rec.nfe} NFE)")
+                print(f"{inp} -> {files[0]}  ({args.method}, units {units}, {rec.wall_time:.2f} s, {rec.nfe} NFE)")
             except Exception as e:
                 msg = _message(inp, e)
                 if not batch:

@@ -31,6 +31,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulated_units(phantom: str) -> str:
+    """What a simulated sinogram's line integrals are of, for its ``units`` attribute: ``"mu"`` (1/mm) for
+    DICOM images (read as HU, converted to μ), ``"window"`` (the priors' [0, 1] units) for the built-in
+    phantoms and pictures, an HDF5 image's own ``units`` when it is one of those; ``"unknown"`` otherwise
+    (``.npy`` arrays)."""
+    from pathlib import Path
+
+    from ..simulate import PHANTOMS
+
+    if phantom in PHANTOMS:
+        return "window"
+    p = Path(phantom)
+    suffix = p.suffix.lower()
+    if p.is_dir() or suffix in (".dcm", ""):
+        return "mu"
+    if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        return "window"
+    if suffix in (".h5", ".hdf5"):
+        from ..io import read_image_h5
+
+        units = str(read_image_h5(p).attrs.get("units", "")).lower()
+        return units if units in ("mu", "window") else "unknown"
+    return "unknown"
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -41,10 +66,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         args.geometry, args.phantom, n_views=args.views, gaussian=args.gaussian,
         poisson_I0=args.poisson, mu_scale=args.mu_scale, seed=args.seed,
     )
+    units = simulated_units(args.phantom)
     out = Path(args.out)
     fmt = args.format or ("h5" if out.suffix.lower() in (".h5", ".hdf5") else "dicom-ctpd")
     if fmt == "h5":
-        write_sinogram_h5(out, scan.sinogram, scan.geometry, noise=scan.noise, attrs={"source": scan.source})
+        write_sinogram_h5(out, scan.sinogram, scan.geometry, noise=scan.noise,
+                          attrs={"source": scan.source, "units": units})
         written = f"{out}"
     else:
         from ..geometry import FanBeamGeometry
@@ -53,13 +80,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             raise CTFlowError("DICOM-CT-PD stores fan-beam projections; write parallel-beam scans to a .h5 file")
         files = write_dicom_ctpd(out, scan.sinogram, scan.geometry, noise=scan.noise)
         written = f"{len(files)} projection files in {out}/"
+        if units != "mu":
+            import sys
+
+            print(f"note: DICOM-CT-PD holds line integrals of μ, but this scan is in {units} units: reconstruct "
+                  "it with `ctflow reconstruct --units window`", file=sys.stderr)
     if args.truth:
         write_image_h5(args.truth, scan.truth, geometry=scan.geometry, method="phantom",
                        params={"source": scan.source}, pixel_size=scan.geometry.pixel_size)
     if args.preview:
         write_png_preview(args.preview, scan.sinogram, title=f"{scan.geometry.name or 'sinogram'}: {scan.source}")
     g = scan.geometry
-    print(f"simulated {scan.source}: {g.n_angles} views x {g.n_detectors} detectors, noise {scan.noise} -> {written}")
+    print(f"simulated {scan.source}: {g.n_angles} views x {g.n_detectors} detectors, noise {scan.noise}, "
+          f"units {units} -> {written}")
     return 0
 
 
