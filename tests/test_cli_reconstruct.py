@@ -192,3 +192,58 @@ def test_ctpd_input_is_mu_by_default(tmp_path, capsys):
     from ctflow.io import read_dicom_image
 
     assert abs(np.median(read_dicom_image(tmp_path / "wrong.dcm").hu[r < 12])) > 100
+
+
+FBP_PRESET = "fbp--none--parallel-64-sparse30--gaussian-0.01"
+
+
+def test_method_is_required(scans, capsys):
+    d, _ = scans
+    with pytest.raises(SystemExit) as e:
+        main(["reconstruct", str(d / "s0.h5")])
+    assert e.value.code == 2 and "--method" in capsys.readouterr().err
+
+
+def test_nearest_shipped_preset_unless_options_are_set(scans, tmp_path, capsys):
+    """Solvers by default: no --set → the nearest shipped preset (named on stdout and in the file);
+    --set → the method's defaults plus those options; --preset none / NAME choose explicitly."""
+    from ctflow.solvers.presets import load_preset
+
+    d, _ = scans
+    pre = load_preset(FBP_PRESET)
+    out = tmp_path / "auto.h5"
+    assert main(["reconstruct", str(d / "s0.h5"), "--method", "fbp", "--out", str(out)]) == 0
+    assert f"preset {FBP_PRESET}" in capsys.readouterr().out
+    im = read_image_h5(out)
+    assert im.params["preset"] == FBP_PRESET and im.params["filter"] == pre["options"]["filter"]
+    assert im.params["frequency_scaling"] == pytest.approx(pre["options"]["frequency_scaling"])
+
+    assert main(["reconstruct", str(d / "s0.h5"), "--method", "fbp", "--set", "filter=hann",
+                 "--out", str(tmp_path / "set.h5")]) == 0
+    assert "preset none (--set options given)" in capsys.readouterr().out
+    im = read_image_h5(tmp_path / "set.h5")
+    assert im.params["preset"] is None and im.params["filter"] == "hann" and im.params["frequency_scaling"] == 1.0
+
+    assert main(["reconstruct", str(d / "s0.h5"), "--method", "fbp", "--preset", "none",
+                 "--out", str(tmp_path / "none.h5")]) == 0
+    assert "preset none (--preset none)" in capsys.readouterr().out
+    assert read_image_h5(tmp_path / "none.h5").params["filter"] == "ram-lak"
+
+    # a named preset with --set options on top
+    assert main(["reconstruct", str(d / "s0.h5"), "--method", "fbp", "--preset", FBP_PRESET, "--set",
+                 "filter=hann", "--out", str(tmp_path / "named.h5")]) == 0
+    assert f"preset {FBP_PRESET}" in capsys.readouterr().out
+    im = read_image_h5(tmp_path / "named.h5")
+    assert im.params["filter"] == "hann"
+    assert im.params["frequency_scaling"] == pytest.approx(pre["options"]["frequency_scaling"])
+
+
+def test_bad_presets_fail_before_reading(scans, tmp_path, capsys):
+    d, _ = scans
+    assert main(["reconstruct", str(d / "s0.h5"), "--method", "tv", "--preset", FBP_PRESET,
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    assert "is for method 'fbp', not 'tv'" in capsys.readouterr().err
+    assert main(["reconstruct", str(d / "s0.h5"), "--method", "fbp", "--preset", "nope",
+                 "--out", str(tmp_path / "x.h5")]) == 2
+    assert "no preset file or shipped preset named 'nope'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -15,7 +15,9 @@ Every input goes through :func:`ctflow.reconstruct`. ``--units`` says what the s
 ``window`` — line integrals of the priors' [0, 1] window units (HU L40/W400); ``mu`` — line integrals
 of μ in 1/mm (flow methods then run through the window bridge, :mod:`ctflow.solvers.units_bridge`);
 ``auto`` (the default) — ``mu`` for DICOM-CT-PD scans and for HDF5 sinograms whose ``units``
-attribute says ``mu`` (``ctflow simulate`` writes it), ``window`` otherwise.
+attribute says ``mu`` (``ctflow simulate`` writes it), ``window`` otherwise. ``--method`` is required;
+without ``--set`` options the nearest shipped preset is used (``--preset auto``, the default; ``none``
+or a preset name/file choose otherwise), and each input's line names the preset used.
 """
 
 from __future__ import annotations
@@ -48,12 +50,18 @@ def add_parsers(sub) -> None:
     r = sub.add_parser(
         "reconstruct",
         help="reconstruct HDF5 / DICOM-CT-PD sinograms (one file, several, or a folder)",
-        description="Reconstruct sinograms with any method of `ctflow methods`. Options of the method are "
-        "passed as --set key=value (e.g. --set iterations=20 --set rho=10).",
+        description="Reconstruct sinograms with any method of `ctflow methods` (--method is required). Without "
+        "--set, the method runs with its nearest shipped preset (options tuned by `ctflow tune` for a method, "
+        "prior, geometry and noise level; the noise σ is estimated from each sinogram); --set key=value (e.g. "
+        "--set iterations=20 --set rho=10) runs the method's defaults plus those options instead. --preset none "
+        "never uses a preset; --preset NAME (or a preset YAML) uses that one, with --set options on top.",
     )
     r.add_argument("inputs", nargs="+", help="sinogram file(s) (.h5/.hdf5, DICOM-CT-PD folder) or a folder of them")
     r.add_argument("--geometry", default=None, help="preset name or geometry file (default: the one stored in each file)")
-    r.add_argument("--method", default="fbp", help="method name (see `ctflow methods`; default fbp)")
+    r.add_argument("--method", required=True, help="method name (see `ctflow methods`)")
+    r.add_argument("--preset", default="auto", metavar="auto|none|NAME",
+                   help="'auto' (default): the nearest shipped preset unless --set gives method options; 'none': "
+                   "the method's defaults (plus --set); NAME or a .yaml file: that preset (plus --set)")
     r.add_argument("--prior", default="default", help="prior name or folder for flow methods (default: default)")
     r.add_argument("--out", default=None, help="output file (.h5/.dcm/.png/.npy) for one input, or a folder for a batch")
     r.add_argument("--format", choices=OUTPUT_FORMATS, default="h5", help="output format in a batch folder (default h5)")
@@ -351,6 +359,38 @@ def write_reconstruction(path: Path, rec, geometry, units: str = "window") -> li
     return written
 
 
+def preset_argument(text: str, method: str):
+    """``--preset`` → what :func:`ctflow.reconstruct` takes: ``"auto"``, ``None`` (``none``) or a preset name
+    or file, which is loaded here so that a missing one or one for another method fails before any input."""
+    value = str(text).strip()
+    if value.lower() == "auto":
+        return "auto"
+    if value.lower() == "none":
+        return None
+    from ..solvers.presets import load_preset
+
+    pre = load_preset(value)
+    if pre["method"] != method:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--preset {value}: preset {pre['name']!r} is for method {pre['method']!r}, not {method!r}")
+    return value
+
+
+def preset_used(rec, preset, options: dict) -> str:
+    """The name of the preset ``rec`` was made with, or why there was none."""
+    name = (rec.options or {}).get("preset")
+    if name:
+        return str(name)
+    if preset is None:
+        return "none (--preset none)"
+    from ..solvers.options import GENERIC_OPTIONS
+
+    if any(k not in GENERIC_OPTIONS for k in options):
+        return "none (--set options given)"
+    return "none (no shipped preset for this method)"
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import torch
 
@@ -365,6 +405,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if args.progress:
         options["progress"] = True
     get_solver(args.method, **options)  # bad method/options fail before any file is read
+    preset = preset_argument(args.preset, args.method)
     geometry = load_geometry(args.geometry) if args.geometry else None
 
     scans = expand_inputs(args.inputs)
@@ -398,13 +439,14 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                             operators[geom] = RayTransform(geom)
                         y = torch.as_tensor(loaded.data, dtype=torch.float32, device=device)
                         rec = reconstruct(y, geom, method=args.method, prior=args.prior,
-                                          operator=operators[geom], preset=None, units=units, **options)
+                                          operator=operators[geom], preset=preset, units=units, **options)
                         out = _output_path(inp, args, batch)
                         files = write_reconstruction(out, rec, geom, units=units)
                 except _Deadline:
                     raise TimeLimitError(f"reconstructing took longer than the time limit of {limit:g} s "
                                          "(--time-limit)", str(inp)) from None
-                print(f"{inp} -> {files[0]}  ({args.method}, units {units}, {rec.wall_time:.2f} s, {rec.nfe} NFE)")
+                print(f"{inp} -> {files[0]}  ({args.method}, preset {preset_used(rec, preset, options)}, "
+                      f"units {units}, {rec.wall_time:.2f} s, {rec.nfe} NFE)")
             except Exception as e:
                 msg = _message(inp, e)
                 if not batch:
