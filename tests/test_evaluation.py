@@ -101,7 +101,8 @@ def test_comparisons_report_differences_without_judgement():
             row("C-ΠGFM (5 NFE)", 28.0, 0.25, 5), row("OT-ODE (100 NFE)", 27.5, 5.0, 100)]
     lines = comparisons(rows)
     text = "\n".join(lines)
-    assert lines[0] == "best flow method: ΠGFM (100 NFE) 29.00 dB, -1.00 dB vs TV (30.00 dB), +3.00 dB vs FBP (hann) (26.00 dB)"
+    assert lines[0] == ("best flow method: ΠGFM (100 NFE) 29.00 dB, -1.00 dB vs TV (30.00 dB), "
+                        "+3.00 dB vs FBP (hann) (26.00 dB)")
     assert "MS-Flow vs D-Flow: 28.50 vs 27.00 dB (+1.50 dB), 4.0× faster" in lines
     assert "C-ΠGFM (5 NFE) vs ΠGFM (100 NFE): 28.00 vs 29.00 dB (-1.00 dB), 20.0× faster" in lines
     assert "C-ΠGFM (5 NFE) vs OT-ODE (100 NFE): 28.00 vs 27.50 dB (+0.50 dB), 20.0× faster" in lines

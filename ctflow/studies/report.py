@@ -205,7 +205,8 @@ def summary(record: dict, qrows: list[dict], mrows: list[dict]) -> list[str]:
              + f"; git commit {env.get('git_commit') or 'unknown'}",
              (f"- seeds: evaluation images {cfg['eval_seed']} (phantoms; tuning used 123, training 0/7919), "
               f"noise {cfg['seed']} (+ image index), solvers {cfg['seed']}"),
-             f"- evaluation set: {Path(cfg['eval_set']).name}; prior: {_name(cfg['prior'])} {json.dumps(env.get('prior', {}))}",
+             (f"- evaluation set: {Path(cfg['eval_set']).name}; prior: {_name(cfg['prior'])} "
+              f"{json.dumps(env.get('prior', {}))}"),
              f"- quick: {cfg['quick']}" + (f" (option overrides: {json.dumps(cfg['overrides'])})" if cfg["quick"] else ""),
              ""]
     if mrows:
