@@ -3,6 +3,7 @@ and the input preparation shared by every method (sinogram layouts, prior loadin
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -254,23 +255,51 @@ def _prepare_prior(prior, op, device, dtype):
     return CountingVelocity(v)
 
 
+#: what running solver calls froze: id(obj) → [obj, calls in flight, the flag before the first one], for each
+#: module (its ``training`` flag) and parameter (its ``requires_grad``) of the priors in use
+_FROZEN: dict[int, list] = {}
+_FROZEN_LOCK = threading.Lock()
+
+
 class _FrozenPrior:
     """Within the block the prior is in eval mode without parameter gradients (solvers differentiate
-    with respect to images only); the caller's training flag and requires_grad flags are restored."""
+    with respect to images only); each module's training flag and each parameter's requires_grad flag
+    are restored afterwards (per module: a network wrapped per call must not take the wrapper's flag).
+
+    Overlapping blocks on one prior (calls from several threads, a solve inside a callback) share one
+    freeze: the first in saves a flag and clears it, the last out restores it. (Saving per block would
+    hand the prior back frozen when two calls overlap: the second would save the first's frozen flags.)"""
 
     def __init__(self, pv):
         self.module = pv.velocity if pv is not None and isinstance(pv.velocity, torch.nn.Module) else None
 
+    def _objects(self):
+        return [(m, "training") for m in self.module.modules()] + [(p, "requires_grad") for p in self.module.parameters()]
+
     def __enter__(self):
-        if self.module is not None:
-            self.training = self.module.training
-            self.flags = [(p, p.requires_grad) for p in self.module.parameters()]
-            self.module.eval()
-            for p, _ in self.flags:
-                p.requires_grad_(False)
+        if self.module is None:
+            return
+        with _FROZEN_LOCK:
+            for obj, flag in self._objects():
+                entry = _FROZEN.get(id(obj))
+                if entry is None:
+                    entry = _FROZEN[id(obj)] = [obj, 0, getattr(obj, flag)]
+                    if flag == "training":
+                        obj.training = False
+                    else:
+                        obj.requires_grad_(False)
+                entry[1] += 1
 
     def __exit__(self, *exc):
-        if self.module is not None:
-            self.module.train(self.training)
-            for p, f in self.flags:
-                p.requires_grad_(f)
+        if self.module is None:
+            return
+        with _FROZEN_LOCK:
+            for obj, flag in self._objects():
+                entry = _FROZEN[id(obj)]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _FROZEN[id(obj)]
+                    if flag == "training":
+                        obj.training = entry[2]
+                    else:
+                        obj.requires_grad_(entry[2])
