@@ -50,12 +50,14 @@ def quick_run(tmp_path_factory):
 def test_quick_run_writes_every_table_and_figure(quick_run):
     out, _, stdout = quick_run
     q = _rows(out / "quality.csv")
-    by_suite = {s: [r for r in q if r["suite"] == s] for s in ("quality", "angles", "poisson")}
+    by_suite = {s: [r for r in q if r["suite"] == s] for s in ("quality", "angles", "poisson", "realct")}
     assert [r["method"] for r in by_suite["quality"]] == [m[0] for m in METHODS]  # every method, in table order
     sweep_labels = [m[0] for m in METHODS if m[1] != "dflow"]
     assert [r["method"] for r in by_suite["angles"]] == sweep_labels and {r["angles"] for r in by_suite["angles"]} == {"8"}
     assert [r["method"] for r in by_suite["poisson"]] == sweep_labels
     assert all(r["noise"].startswith("poisson") for r in by_suite["poisson"])
+    # every method on the real CT slice that ships with pydicom
+    assert [r["method"] for r in by_suite["realct"]] == [m[0] for m in METHODS]
     for r in q:
         assert np.isfinite(float(r["psnr_mean"])) and 0 < float(r["ssim_mean"]) <= 1
     m = _rows(out / "memory.csv")
@@ -67,10 +69,11 @@ def test_quick_run_writes_every_table_and_figure(quick_run):
         assert (out / png).stat().st_size > 5000
     rec = json.loads((out / "run.json").read_text())
     assert rec["config"]["quick"] is True and rec["config"]["eval_seed"] == 2027
-    assert set(rec["timings_s"]) == {"memory", "quality", "angles", "poisson"}
+    assert set(rec["timings_s"]) == {"memory", "quality", "angles", "poisson", "realct"}
+    assert [s["source"] for s in rec["real_ct"]] == ["CT_small.dcm"]
     summary = (out / "summary.md").read_text()
     for needle in ("machine:", "torch 2.", "astra-toolbox", "seeds: evaluation images 2027", "weights_sha256",
-                   "## Suite `poisson`", "| TV |"):
+                   "## Suite `poisson`", "## Suite `realct`", "| TV |"):
         assert needle in summary, needle
     assert "Comparisons:" in summary and "MS-Flow" in stdout
 
@@ -201,3 +204,5 @@ def test_memory_measurement_is_independent_of_the_parents_size():
     small, large = mem.measure(cfg), mem.measure(cfg | {"steps": 8})
     del ballast
     assert small["peak_mib"] > 1.0 and large["peak_mib"] > 1.5 * small["peak_mib"]
+    # measured by PeakMemory, the solvers' mechanism: its kind names and its baseline
+    assert small["kind"] in ("cpu_rss_peak", "cpu_rss_high_water") and small["baseline_bytes"] > 0

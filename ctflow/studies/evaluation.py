@@ -24,15 +24,17 @@ HELD_OUT_SEED = 123  # AbdomenPhantomDataset seed for evaluation (training uses 
 
 
 def eval_images(n: int = 10, size: int = 64, source: str | os.PathLike = "phantoms", seed: int = HELD_OUT_SEED,
-                split: str = "test") -> torch.Tensor:
+                split: str = "test", phantom_version: int = 1) -> torch.Tensor:
     """``n`` evaluation images ``(n, 1, size, size)`` in [0, 1] from ``source``:
-    ``"phantoms"`` (procedural abdomen + 20 % random ellipses, the shipped priors' distribution),
-    a MedMNIST-layout ``.npz`` (its ``{split}_images``), or a folder of DICOM slices."""
+    ``"phantoms"`` (procedural abdomen + 20 % random ellipses, the shipped priors' distribution; phantoms
+    ``phantom_version`` 1 or 2), a MedMNIST-layout ``.npz`` (its ``{split}_images``), or a folder of DICOM
+    slices."""
     src = str(source)
     if src == "phantoms":
         from ..data.abdomen import AbdomenPhantomDataset
 
-        ds = AbdomenPhantomDataset(n, size=size, seed=seed, kind="mixed", ellipse_fraction=0.2)
+        ds = AbdomenPhantomDataset(n, size=size, seed=seed, kind="mixed", ellipse_fraction=0.2,
+                                   version=phantom_version)
         return torch.stack([ds[i][0] for i in range(n)]).float()
     p = Path(src)
     if not p.exists():

@@ -70,7 +70,7 @@ PRESET_METHODS = [
 EVAL_SEED = 2027  # phantom seed of the evaluation set (tuning used seed 123; training seeds 0 and 7919)
 FLOW_PREFIXES = ("D-Flow", "MS-Flow", "ΠGFM", "C-ΠGFM", "OT-ODE", "PnP-Flow", "DPS-flow")
 CSV_KEYS = ["noise", "angles", "method", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "time_per_image_s",
-            "nfe", "options"]
+            "nfe", "options", "preset"]
 
 
 def select_methods(spec: str | None, presets: bool = False) -> list[tuple[str, str, dict]]:
@@ -203,7 +203,7 @@ def write_csv(path: Path, rows: list[dict], extra_keys: tuple[str, ...] = ()) ->
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         for r in rows:
-            w.writerow({k: r[k] for k in keys})
+            w.writerow({k: r.get(k) for k in keys})
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -138,12 +138,15 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
     if main:
         n_ang, noise = main[0]["angles"], main[0]["noise"]
         lines += [(f"**Reconstruction quality** (`quality` suite, {_dur(t.get('quality', 0))}): {n_ang} angles, "
-                   f"{noise}, {cfg['n_images']} images, PSNR/SSIM on [0, 1], mean ± std over images. Method settings: "
-                   f"`{METHODS_SOURCE}` (`METHODS`)."), "",
-                  "| method | PSNR (dB) | SSIM | s/image | NFE |", "|---|---|---|---|---|"]
+                   f"{noise}, {cfg['n_images']} images, PSNR/SSIM on [0, 1], mean ± std over images. "
+                   f"{_settings_note(cfg, main)}"), ""]
+        presets = any(r.get("preset") for r in main)
+        lines += (["| method | PSNR (dB) | SSIM | s/image | NFE | preset |", "|---|---|---|---|---|---|"] if presets
+                  else ["| method | PSNR (dB) | SSIM | s/image | NFE |", "|---|---|---|---|---|"])
         for r, psnr, ssim, is_best in _score_cells(main):
             name = f"**{r['method']}**" if is_best else r["method"]
-            lines.append(f"| {name} | {psnr} | {ssim} | {qual.fmt_time(r['time_per_image_s'])} | {r['nfe']} |")
+            lines.append(f"| {name} | {psnr} | {ssim} | {qual.fmt_time(r['time_per_image_s'])} | {r['nfe']} |"
+                         + (f" {r.get('preset') or '—'} |" if presets else ""))
         lines += ["", "Bold: the best PSNR and the best SSIM."]
         lines += ["", ("NFE: network evaluations per batched solve, the same per image — except D-Flow, which runs "
                        "L-BFGS image by image, so its NFE is summed over the images."), "",
@@ -170,6 +173,16 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
         lines.append("")
         if (out / "psnr_vs_angles.png").exists():
             lines += ["![PSNR vs angles](docs/results/psnr_vs_angles.png)", ""]
+    real = [r for r in qrows if r["suite"] == "realct"]
+    if real:
+        names = ", ".join(f"`{s['source']}`" for s in record.get("real_ct", []))
+        lines += [(f"**Real CT slices** (`realct` suite, {_dur(t.get('realct', 0))}): {names}, turned anterior-up, "
+                   f"centred on the body, resampled to {record['environment'].get('prior', {}).get('image_size', '?')}² and windowed (L40/W400); "
+                   f"{real[0]['angles']} angles, {real[0]['noise']}, the settings of the quality suite."), "",
+                  "| method | PSNR (dB) | SSIM | preset |", "|---|---|---|---|"]
+        lines += [f"| {r['method']} | {psnr} | {ssim} | {r.get('preset') or '—'} |"
+                  for r, psnr, ssim, _ in _score_cells(real)]
+        lines += ["", "Comparisons:", ""] + [f"- {s}" for s in qual.comparisons(real)] + [""]
     pois = [r for r in qrows if r["suite"] == "poisson"]
     if pois:
         lines += [(f"**Poisson noise** (`poisson` suite, {_dur(t.get('poisson', 0))}): {pois[0]['noise']} "
@@ -179,6 +192,15 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
         lines += [f"| {r['method']} | {psnr} | {ssim} |" for r, psnr, ssim, _ in _score_cells(pois)]
         lines.append("")
     return lines
+
+
+def _settings_note(cfg: dict, rows: list[dict]) -> str:
+    """Where the rows' method options came from, and which noise σ the flow methods were given."""
+    sigma = ("the true σ of the simulated noise" if cfg.get("oracle_sigma")
+             else "σ estimated from each sinogram")
+    if any(r.get("preset") for r in rows):
+        return f"Method settings: each method's nearest shipped preset (column *preset*); {sigma}."
+    return f"Method settings: `{METHODS_SOURCE}` (`METHODS`)."
 
 
 def _score_cells(rows: list[dict]):
@@ -215,7 +237,7 @@ def summary(record: dict, qrows: list[dict], mrows: list[dict]) -> list[str]:
         lines += [f"| {r['solver']} | {r['steps']} | {r['peak_mib']:.1f} | {r['wall_s']:.1f} | {r['nfe']} | "
                   f"{r['kind']} |" for r in mrows]
         lines.append("")
-    for suite in ("quality", "angles", "poisson"):
+    for suite in ("quality", "angles", "poisson", "realct"):
         sub = [r for r in qrows if r["suite"] == suite]
         if sub:
             lines += [f"## Suite `{suite}`", ""] + qual.markdown_tables(sub, heading="###")

@@ -14,6 +14,11 @@ Suites (``--suites``, default all):
   preset); ``--hand-picked`` runs ``quality.METHODS`` instead, ``--oracle-sigma`` passes the true σ.
 * ``angles``  — the methods except D-Flow at 8/16/60 angles on ``--sweep-images`` images.
 * ``poisson`` — the methods except D-Flow at 30 angles with Poisson counts (I0 = 1e4).
+* ``realct``  — every method at 30 angles, 1 % Gaussian noise on real CT slices (:mod:`ctflow.studies.realct`):
+  pydicom's ``CT_small.dcm`` and the files given with ``--real-ct`` (e.g. ``explicit_VR-UN.dcm`` of the
+  ``pydicom-data`` wheel), turned anterior-up, centred on the body, resampled to the prior's size.
+
+``--phantom-version 2`` evaluates on held-out phantoms v2 (CT-realistic texture) instead of v1.
 
 The results folder gets ``quality.csv``, ``memory.csv``, ``memory.png``, ``psnr_vs_angles.png``,
 ``examples_30.png``, ``examples.npz``, ``run.json`` (configuration, machine, versions, seeds, timings),
@@ -40,7 +45,7 @@ from . import quality as qual
 from .records import command_line, environment, jsonable, now, prior_record, write_text
 from .report import report
 
-SUITES = ("memory", "quality", "angles", "poisson")
+SUITES = ("memory", "quality", "angles", "poisson", "realct")
 SWEEP_EXCLUDE = ("dflow",)  # ~50 s per image on one CPU thread; it is in the 30-angle table
 
 
@@ -69,6 +74,8 @@ class BenchmarkConfig:
     overrides: dict = dataclasses.field(default_factory=dict)
     hand_picked: bool = False  # run quality.METHODS (hand-picked options) instead of the shipped presets
     oracle_sigma: bool = False  # pass the simulated noise's true σ instead of estimating it
+    phantom_version: int = 1  # held-out phantoms v1 or v2
+    real_ct: tuple[str, ...] = ()  # DICOM slices of the realct suite besides CT_small.dcm
 
 
 # Quick runs: the same code paths with few iterations (for the test suite and a first look; the numbers
@@ -114,12 +121,13 @@ def run(cfg: BenchmarkConfig, out: Path, log=print) -> dict:
     methods = qual.select_methods(cfg.methods, presets=not cfg.hand_picked)
     sweep_methods = [m for m in methods if m[1] not in SWEEP_EXCLUDE]
     rows: list[dict] = []
-    need_quality = any(s in cfg.suites for s in ("quality", "angles", "poisson"))
+    need_quality = any(s in cfg.suites for s in ("quality", "angles", "poisson", "realct"))
     if need_quality:
         prior = load_prior(cfg.prior)
         record["environment"]["prior"] = prior_record(cfg.prior, prior)
         size = prior.image_size
-        truth = eval_images(max(cfg.n_images, cfg.sweep_images), size, cfg.eval_set, seed=cfg.eval_seed)
+        truth = eval_images(max(cfg.n_images, cfg.sweep_images), size, cfg.eval_set, seed=cfg.eval_seed,
+                            phantom_version=cfg.phantom_version)
         gauss = NoiseSetting("gaussian", cfg.noise)
 
     def timed(name, fn):
@@ -151,12 +159,27 @@ def run(cfg: BenchmarkConfig, out: Path, log=print) -> dict:
             truth[: cfg.sweep_images], prior, [cfg.angles], [NoiseSetting("poisson", cfg.poisson)], sweep_methods,
             seed=cfg.seed, overrides=cfg.overrides, log=log, print_comparisons=False, oracle_sigma=cfg.oracle_sigma))
         rows += [x | {"suite": "poisson"} for x in r]
+    if "realct" in cfg.suites:
+        rows += timed("realct", lambda: _realct_suite(cfg, prior, methods, gauss, record, log))
     if rows:
         qual.write_csv(out / "quality.csv", rows, extra_keys=("suite",))
     record["finished"] = now()
     write_text(out / "run.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     report(out)
     return record
+
+
+def _realct_suite(cfg: BenchmarkConfig, prior, methods, noise, record: dict, log) -> list[dict]:
+    """Every method on the real CT slices (one row per method, statistics over the slices)."""
+    from .realct import default_files, real_ct_images
+
+    files = [*default_files(), *(Path(f) for f in cfg.real_ct)]
+    imgs, slices = real_ct_images(files, prior.image_size)
+    record["real_ct"] = [{"name": s.name, "source": s.source, "native": s.native, "mm_per_px": round(s.mm_per_px, 3),
+                          "flips": list(s.flips)} for s in slices]
+    r, _ = qual.quality_study(imgs, prior, [cfg.angles], [noise], methods, seed=cfg.seed, overrides=cfg.overrides,
+                              log=log, oracle_sigma=cfg.oracle_sigma)
+    return [x | {"suite": "realct"} for x in r]
 
 
 def _save_examples(path: Path, truth: np.ndarray, images: dict[str, np.ndarray], angles: int,
@@ -180,6 +203,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}")
     ap.add_argument("--eval-set", default=None, help="'phantoms' (default), an OrganCMNIST-layout .npz, or a folder "
                     "of DICOM slices (resized to the prior's size, HU windowed to L40/W400)")
+    ap.add_argument("--phantom-version", type=int, choices=(1, 2), default=None,
+                    help="held-out phantoms v1 (default) or v2 (CT-realistic) for the phantom suites")
+    ap.add_argument("--real-ct", nargs="+", default=None, metavar="DICOM",
+                    help="real CT slices for the realct suite, besides pydicom's CT_small.dcm")
     ap.add_argument("--prior", default=None, help=f"prior name or folder (default: {d.prior}; quick: phantom-28)")
     ap.add_argument("--n-images", type=int, default=None, help=f"images in the quality suite (default {d.n_images})")
     ap.add_argument("--sweep-images", type=int, default=None,
@@ -204,11 +231,14 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     changes = {}
     for field, value in (("prior", args.prior), ("eval_set", args.eval_set), ("n_images", args.n_images),
                          ("sweep_images", args.sweep_images), ("methods", args.methods), ("device", args.device),
-                         ("threads", args.threads), ("seed", args.seed)):
+                         ("threads", args.threads), ("seed", args.seed),
+                         ("phantom_version", getattr(args, "phantom_version", None))):
         if value is not None:
             changes[field] = value
     if args.memory_steps:
         changes["memory_steps"] = tuple(int(s) for s in args.memory_steps.split(","))
+    if getattr(args, "real_ct", None):
+        changes["real_ct"] = tuple(str(Path(f)) for f in args.real_ct)
     changes["suites"] = tuple(s.strip() for s in args.suites.split(",") if s.strip())
     if getattr(args, "hand_picked", False):
         changes["hand_picked"] = True
