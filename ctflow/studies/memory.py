@@ -7,9 +7,13 @@ VJP) stores one segment's graph, O(N/K).
 
 Each (solver, N) runs in a fresh subprocess: it loads everything (operator, prior, data), runs one
 forward pass of the prior and one operator application, and records that as its baseline; the number
-reported is the solver's peak above it — on CPU the growth of the peak resident set (``VmHWM`` after
-resetting it at the baseline, so the parent process's size cannot leak in; ``ru_maxrss`` where /proc is
-missing; both read through :mod:`ctflow.peak_memory`), on GPU ``torch.cuda.max_memory_allocated`` minus the allocated baseline. One outer iteration is enough for memory (D-Flow: one L-BFGS
+reported is the solver's peak above it, measured by :class:`ctflow.peak_memory.PeakMemory` (the mechanism
+behind ``Reconstruction.peak_memory``) around the call: on CPU the growth of the peak resident set
+(``VmHWM`` after resetting it at the baseline, so the parent process's size cannot leak in; kind
+``cpu_rss_peak``; where the mark cannot be reset, the growth of ``ru_maxrss`` in this fresh process, kind
+``cpu_rss_high_water``), on GPU ``torch.cuda.max_memory_allocated`` minus the allocated baseline (kind
+``cuda_max_allocated``). CSVs written before this used the kind names ``cpu_vmhwm`` and ``cpu_ru_maxrss``
+for the two CPU measurements. One outer iteration is enough for memory (D-Flow: one L-BFGS
 ``.step`` with ``lbfgs_max_iter=1``; MS-Flow: one sweep + DC step); Euler steps as in the paper's
 figure; ``init="noise"`` so no back-integration is timed. Prior: a random-weight 64² UNet
 (base 16, mults (1,2,4,8)) unless ``--prior`` names a prior folder or shipped prior.
@@ -41,7 +45,7 @@ def worker(cfg: dict) -> dict:
 
     torch.set_num_threads(int(cfg["threads"]))
     import ctflow
-    from ctflow.peak_memory import _vm_hwm, lifetime_peak_rss, reset_peak_rss
+    from ctflow.peak_memory import PeakMemory
     from ctflow.priors.unet import UNet, UNetConfig
     from ctflow.priors.velocity import VelocityModel
     from ctflow.solvers import get_solver
@@ -81,28 +85,14 @@ def worker(cfg: dict) -> dict:
         prior(torch.randn(1, 1, size, size, device=device), 0.5)
         op.adjoint(op(x_true))
     torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    else:
-        hwm = reset_peak_rss()
-        base = hwm if hwm is not None else lifetime_peak_rss()
-    t0 = time.perf_counter()
-    rec = solver(y, op, prior=prior)
-    wall = time.perf_counter() - t0
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-        kind = "cuda_max_allocated"
-    elif hwm is not None:
-        peak = _vm_hwm() - base
-        kind = "cpu_vmhwm"
-    else:
-        peak = lifetime_peak_rss() - base
-        kind = "cpu_ru_maxrss"
+    # the solver measures its own call with the same PeakMemory (nested: its reset folds into this block)
+    with PeakMemory(device) as pm:
+        t0 = time.perf_counter()
+        rec = solver(y, op, prior=prior)
+        wall = time.perf_counter() - t0
+    peak = pm.peak - pm.baseline  # = pm.bytes; without a resettable mark: the lifetime mark's growth
     return {"solver": name, "steps": n, "peak_bytes": int(peak), "peak_mib": peak / 2**20, "wall_s": wall,
-            "nfe": rec.nfe, "kind": kind, "device": str(device), "baseline_bytes": int(base)}
+            "nfe": rec.nfe, "kind": pm.kind, "device": str(device), "baseline_bytes": int(pm.baseline)}
 
 
 def measure(cfg: dict) -> dict:
