@@ -18,8 +18,10 @@ class Reconstruction:
     ``image`` has the layout of the input sinogram's leading dims (``(H, W)``, ``(B, H, W)`` or
     ``(B, 1, H, W)``); ``std`` (same layout) and ``samples`` (``(n_samples, *image.shape)``) are set
     for stochastic methods run with ``n_samples > 1``. ``history`` maps a term name (``data_misfit`` =
-    ½‖Ax − y‖² summed over the batch, objective terms, …) to its per-iteration values; ``nfe`` counts
-    forward evaluations of the prior network (a batched call counts once); ``peak_memory`` is the
+    ½‖Ax − y‖² summed over the batch, objective terms, …) to its per-iteration values (of the first
+    posterior sample with ``n_samples > 1``); ``nfe`` counts
+    forward evaluations of the prior network (a call on a batch of sinograms counts once; a call on the
+    stacked posterior samples counts once per sample, as if they ran one by one); ``peak_memory`` is the
     call's own peak in bytes above what was in use when it started (:class:`ctflow.peak_memory.PeakMemory`:
     CUDA allocated memory, or the resident set on CPU; ``peak_memory_kind`` says which). ``options``
     holds every option used, including the sinogram noise σ (``noise_std``, one per sinogram for a
