@@ -157,11 +157,14 @@ def test_guided_methods_fit_data_near_posterior(smooth, method, opts, tol):
     ],
 )
 def test_noiseless_misfit_below_fbp(smooth, method, opts):
+    """The median data misfit over four seeds is below FBP's. One seed is not enough: PnP-Flow's misfit on
+    this 8² problem ranges over 1.5–9.8 across seeds (FBP: 9.4), so a single draw tests the draw."""
     p = smooth
     y = p.clean.float()
-    rec = get_solver(method, **opts)(y, p.dense, prior=p.prior)
+    fits = [p.misfit(get_solver(method, seed=s, **opts)(y, p.dense, prior=p.prior).image.double(), p.clean)
+            for s in range(4)]
     fbp = ctflow.fbp(y, p.op.geometry)
-    assert p.misfit(rec.image.double(), p.clean) < p.misfit(fbp.double(), p.clean)
+    assert float(np.median(fits)) < p.misfit(fbp.double(), p.clean), fits
 
 
 @pytest.mark.parametrize(

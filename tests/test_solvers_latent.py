@@ -167,7 +167,9 @@ def test_oracles_are_consistent(P):
 
 # ---- D-Flow ------------------------------------------------------------------------------------------
 def test_dflow_gaussian_reaches_closed_form_map(P):
-    rec = dflow(iterations=8)(P.y, P.op, P.prior)
+    # 12 outer iterations: at 8 the strong-Wolfe line search's path is still rounding-sensitive (2.7e-4 from the
+    # optimum on one BLAS, < 1e-4 on another); from 12 on it sits at 1.6e-6 on both
+    rec = dflow(iterations=12)(P.y, P.op, P.prior)
     assert rel(rec.image, P.xdflow) < 1e-4  # L-BFGS converged on the discretised problem
     assert rel(rec.image, P.xmap) < 5e-3  # = MAP up to the 6-step midpoint discretisation (2e-3)
     h = rec.history
