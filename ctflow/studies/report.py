@@ -75,29 +75,6 @@ def portable_command(command: str) -> str:
     return shlex.join(out)
 
 
-def memory_comparisons(rows: list[dict]) -> list[str]:
-    """Plain ratio lines of the memory suite: MS-Flow at the most vs the fewest ODE steps, and D-Flow vs
-    MS-Flow at the most steps."""
-    steps = sorted({r["steps"] for r in rows})
-    if not steps:
-        return []
-
-    def row(name, n):
-        return next((r for r in rows if r["solver"] == name and r["steps"] == n), None)
-
-    lo, hi = steps[0], steps[-1]
-    ms_lo, ms_hi, df_hi = row("msflow", lo), row("msflow", hi), row("dflow", hi)
-    out = []
-    if ms_lo and ms_hi and ms_lo["peak_bytes"] > 0 and ms_hi["peak_bytes"] > 0:
-        total = (ms_hi["peak_bytes"] + ms_hi["baseline_bytes"]) / (ms_lo["peak_bytes"] + ms_lo["baseline_bytes"])
-        out.append(f"MS-Flow({hi}) / MS-Flow({lo}) = {ms_hi['peak_bytes'] / ms_lo['peak_bytes']:.2f} (both are a few "
-                   f"MiB above the baseline; the total peaks incl. baseline differ by a factor {total:.3f})")
-    if df_hi and ms_hi and ms_hi["peak_bytes"] > 0:
-        ratio = "OOM" if df_hi["peak_bytes"] < 0 else f"{df_hi['peak_bytes'] / ms_hi['peak_bytes']:.0f}"
-        out.append(f"D-Flow({hi}) / MS-Flow({hi}) = {ratio}")
-    return out
-
-
 def _eval_label(cfg: dict) -> str:
     return "held-out phantoms" if cfg["eval_set"] == "phantoms" else Path(cfg["eval_set"]).name
 
@@ -132,7 +109,7 @@ def readme_block(record: dict, qrows: list[dict], mrows: list[dict], out: Path) 
                    f"has loaded everything and run one forward pass; {cfg['memory_size']}² images, {cfg['angles']} angles, "
                    f"a randomly initialised UNet of the shipped prior's architecture, Euler, K = {cfg['memory_segments']} "
                    f"segments, one outer iteration, one fresh process per point."), ""]
-        lines += mem.markdown_table(mrows) + [""] + [f"- {s}" for s in memory_comparisons(mrows)] + [""]
+        lines += mem.markdown_table(mrows) + [""] + [f"- {s}" for s in mem.summary_lines(mrows)] + [""]
         lines += ["![peak memory vs ODE steps](docs/results/memory.png)", ""]
     main = [r for r in qrows if r["suite"] == "quality"]
     if main:
@@ -232,7 +209,7 @@ def summary(record: dict, qrows: list[dict], mrows: list[dict]) -> list[str]:
              f"- quick: {cfg['quick']}" + (f" (option overrides: {json.dumps(cfg['overrides'])})" if cfg["quick"] else ""),
              ""]
     if mrows:
-        lines += ["## Memory", ""] + mem.markdown_table(mrows) + [""] + [f"- {s}" for s in memory_comparisons(mrows)]
+        lines += ["## Memory", ""] + mem.markdown_table(mrows) + [""] + [f"- {s}" for s in mem.summary_lines(mrows)]
         lines += ["", "| solver | N | peak [MiB] | wall [s] | NFE | kind |", "|---|---|---|---|---|---|"]
         lines += [f"| {r['solver']} | {r['steps']} | {r['peak_mib']:.1f} | {r['wall_s']:.1f} | {r['nfe']} | "
                   f"{r['kind']} |" for r in mrows]
