@@ -17,13 +17,12 @@ import dataclasses
 import threading
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
-import ctflow
-from ctflow.priors.gaussian import GaussianPrior
 from ctflow.solvers import SOLVERS, get_solver
+
+from .gaussian_problems import two_gaussian_sinograms
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,16 +57,8 @@ class TrainablePrior(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def problem():
-    op = ctflow.RayTransform(ctflow.ParallelBeamGeometry(N, 8), backend="matrix")
-    yy, xx = np.mgrid[:N, :N]
-    idx = np.stack([yy.ravel(), xx.ravel()], 1).astype(np.float64)
-    d2 = ((idx[:, None] - idx[None]) ** 2).sum(-1)
-    cov = torch.from_numpy(0.05 * np.exp(-d2 / 8.0) + 1e-3 * np.eye(N * N))
-    gauss = GaussianPrior(torch.full((1, N, N), 0.5, dtype=torch.float64), cov)
-    g = torch.Generator().manual_seed(0)
-    truth = gauss.sample(2, g).reshape(2, 1, N, N)
-    clean = op(truth)
-    y = (clean + 0.02 * torch.randn(clean.shape, generator=g, dtype=torch.float64)).float()
+    op, y, gauss = two_gaussian_sinograms(N)
+    y = y.float()
     return op, (y[0, 0], y[1, 0]), gauss
 
 

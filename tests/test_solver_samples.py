@@ -3,7 +3,7 @@ solved together, sample s of every image seeded ``seed + s``, so the batched res
 
 A batched and a single-image computation agree bit for bit only where every product is batch-invariant: a
 (6, n) and a (1, n) matrix product or row sum can round differently in the last bit (BLAS and the reduction
-kernels pick paths by shape; see ``PerSample`` in ``tests/test_solvers_latent.py``). Here the Gaussian prior
+kernels pick paths by shape; see ``PerSample`` in ``tests/gaussian_problems.py``). Here the Gaussian prior
 and the pseudo-inverse are evaluated one image at a time, which makes cpigfm, otode, pigfm and pnpflow
 bit-identical to the single runs; dps still differs by ≤ 1e-15 (its per-sample residual norm is a row sum
 over a 192-value sinogram, reduced by another kernel for one row than for six). So the samples are compared
@@ -15,16 +15,15 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
-import ctflow
-from ctflow.priors.gaussian import GaussianPrior
 from ctflow.priors.velocity import VelocityModel
 from ctflow.solvers import SOLVERS, base, get_solver
 from ctflow.solvers.base import sample_chunks
 from ctflow.solvers.linalg import PseudoInverse
+
+from .gaussian_problems import PerSample, two_gaussian_sinograms
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,18 +38,6 @@ QUICK = {"steps": 4, "n_denoise": 2, "cg_iters": 5, "noisy": True}
 def quick(name: str, **extra) -> dict:
     fields = {f.name for f in dataclasses.fields(SOLVERS[name].Options)}
     return {**{k: v for k, v in QUICK.items() if k in fields}, **extra}
-
-
-class PerSample(torch.nn.Module):
-    """The prior evaluated one image at a time (batch-invariant to the last bit)."""
-
-    def __init__(self, prior):
-        super().__init__()
-        self.prior = prior
-
-    def forward(self, x, t):
-        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0])
-        return torch.cat([self.prior(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
 
 
 def _per_image(fn):
@@ -71,17 +58,7 @@ def per_image_pinv(monkeypatch):
 
 @pytest.fixture(scope="module")
 def problem():
-    op = ctflow.RayTransform(ctflow.ParallelBeamGeometry(N, 8), backend="matrix")
-    yy, xx = np.mgrid[:N, :N]
-    idx = np.stack([yy.ravel(), xx.ravel()], 1).astype(np.float64)
-    d2 = ((idx[:, None] - idx[None]) ** 2).sum(-1)
-    cov = torch.from_numpy(0.05 * np.exp(-d2 / 8.0) + 1e-3 * np.eye(N * N))
-    gauss = GaussianPrior(torch.full((1, N, N), 0.5, dtype=torch.float64), cov)
-    g = torch.Generator().manual_seed(0)
-    truth = gauss.sample(2, g).reshape(2, 1, N, N)
-    clean = op(truth)
-    y = clean + 0.02 * torch.randn(clean.shape, generator=g, dtype=torch.float64)  # two different sinograms
-    assert not torch.equal(y[0], y[1])
+    op, y, gauss = two_gaussian_sinograms(N)
     return op, y, VelocityModel(PerSample(gauss))
 
 

@@ -36,6 +36,8 @@ from ctflow.solvers.tv_ops import tv_norm
 from ctflow.solvers.latent.dflow import integrate
 from ctflow.solvers.latent.msflow import segment_grids
 
+from .gaussian_problems import PerSample
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIGMA = 0.05
@@ -120,23 +122,6 @@ def P(one_thread):
         ms_jfree10=torch.tensor(_msflow_stationary(maps, A, yf[0], 10.0, jfree=True)).reshape(1, 1, 8, 8),
     )
     return ns
-
-
-class PerSample(torch.nn.Module):
-    """The prior evaluated one sample at a time. A (2, 64) and a (1, 64) matrix product or row sum can
-    round differently in the last bit (BLAS and reduction kernels pick paths by shape), and warm-started
-    CG on this operator amplifies such perturbations strongly (1e-15 → 1e-8 after 20 iterations: AᵀA has
-    a large null space). D-Flow involves no CG, so with a batch-invariant velocity its batched result is
-    bit-identical to separate runs; MS-Flow's DC solves (linalg.cg's per-sample inner products) give
-    agreement to ~1e-5 only."""
-
-    def __init__(self, prior):
-        super().__init__()
-        self.prior = prior
-
-    def forward(self, x, t):
-        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[0])
-        return torch.cat([self.prior(x[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
 
 
 def dflow(**kw):
