@@ -113,7 +113,12 @@ def test_ctflow_solvers_on_an_odl_ray_transform():
     A = ctflow.RayTransform(g, cache_dir=False)
     truth = ellipses_image(shepp_logan_ellipses(14.0), 32, 1.0)
     y = A(truth)
-    for method, opts in [("tv", {"iterations": 200}), ("cgls", {}), ("fbp", {})]:
+    # the two operators agree to float32 rounding (2.6e-6 forward, 1.3e-6 adjoint) ...
+    assert float((A_odl(truth) - y).norm() / y.norm()) < 1e-5
+    assert float((A_odl.adjoint(y) - A.adjoint(y)).norm() / A.adjoint(y).norm()) < 1e-5
+    # ... and so do the solvers on them. CGLS for 20 iterations: by 30 on noiseless data it amplifies that
+    # rounding to 3e-3 on some CPUs (7e-5 at 10, 5e-5 at 20), which says nothing about the wrapper
+    for method, opts in [("tv", {"iterations": 200}), ("cgls", {"iterations": 20}), ("fbp", {})]:
         a = ctflow.get_solver(method, **opts)(y, A_odl).image
         b = ctflow.get_solver(method, **opts)(y, A).image
         assert float((a - b).norm() / b.norm()) < 1e-3, method
