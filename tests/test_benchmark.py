@@ -201,8 +201,10 @@ def test_memory_measurement_is_independent_of_the_parents_size():
     ballast[:: 512] = 2.0
     cfg = {"solver": "dflow", "steps": 4, "segments": 4, "angles": 30, "prior": None, "device": "cpu", "threads": 1,
            "size": 28}
-    small, large = mem.measure(cfg), mem.measure(cfg | {"steps": 8})
+    # 4 against 16 steps: D-Flow's activations grow 4×, while the RSS peak of 4 steps varies by ±25 % between
+    # runs (allocator and page-cache noise: 22-28 MiB here, so 8 steps at 41-47 MiB was too close to 1.5×)
+    small, large = mem.measure(cfg), mem.measure(cfg | {"steps": 16})
     del ballast
-    assert small["peak_mib"] > 1.0 and large["peak_mib"] > 1.5 * small["peak_mib"]
+    assert small["peak_mib"] > 1.0 and large["peak_mib"] > 2.0 * small["peak_mib"]
     # measured by PeakMemory, the solvers' mechanism: its kind names and its baseline
     assert small["kind"] in ("cpu_rss_peak", "cpu_rss_high_water") and small["baseline_bytes"] > 0
