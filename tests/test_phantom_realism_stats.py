@@ -138,13 +138,3 @@ def test_masks():
     m = pr.label_mask(labels, [1, 2], erode_px=2)
     assert m.sum() == 3 * 12 + 5 * 12
     assert not m[7:11].any()
-
-
-def test_area_resize_is_block_averaging_and_keeps_the_mean():
-    rng = np.random.default_rng(6)
-    img = rng.random((128, 96))
-    out = pr.area_resize(img, (32, 24))
-    np.testing.assert_allclose(out, img.reshape(32, 4, 24, 4).mean(axis=(1, 3)))
-    odd = pr.area_resize(img, (45, 37))  # non-integer factors: area weights, mean preserved
-    assert odd.mean() == pytest.approx(img.mean(), rel=1e-12)
-    np.testing.assert_allclose(pr.area_resize(np.full((100, 70), 3.5), (64, 64)), 3.5)

@@ -84,3 +84,13 @@ def test_a_bad_file_is_a_ctflow_error_naming_it(tmp_path):
     bad.write_bytes(b"\0" * 300)
     with pytest.raises(DataError, match="not_ct.dcm"):
         realct.real_ct_images([bad])
+
+
+def test_area_resize_is_block_averaging_and_keeps_the_mean():
+    rng = np.random.default_rng(6)
+    img = rng.random((128, 96))
+    out = realct.area_resize(img, (32, 24))
+    np.testing.assert_allclose(out, img.reshape(32, 4, 24, 4).mean(axis=(1, 3)))
+    odd = realct.area_resize(img, (45, 37))  # non-integer factors: area weights, mean preserved
+    assert odd.mean() == pytest.approx(img.mean(), rel=1e-12)
+    np.testing.assert_allclose(realct.area_resize(np.full((100, 70), 3.5), (64, 64)), 3.5)

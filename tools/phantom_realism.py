@@ -24,9 +24,10 @@ Regenerate the committed files with::
     .venv/bin/python tools/phantom_realism.py --pydicom-data /tmp/pdd/pydicom_data-1.0.0-py3-none-any.whl
 
 The statistic functions at module level (:func:`radial_power_spectrum`, :func:`high_freq_fraction`,
-:func:`gradient_magnitudes`, :func:`tv_per_pixel`, :func:`local_variance`, :func:`area_resize`, the
-mask helpers) depend on numpy and scipy only; ctflow, pydicom and matplotlib are imported when the
-report is built.
+:func:`gradient_magnitudes`, :func:`tv_per_pixel`, :func:`local_variance`, the
+mask helpers) depend on numpy and scipy only; real slices are cut and resampled by
+:mod:`ctflow.studies.realct` (as in the benchmark's realct suite), and pydicom and matplotlib are
+imported when the report is built.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ctflow.studies.realct import area_resize, body_square, largest_component
+from ctflow.studies.realct import body_square, largest_component
 
 ROOT = Path(__file__).resolve().parents[1]
 
