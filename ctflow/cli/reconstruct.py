@@ -144,41 +144,10 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 # ------------------------------------------------------------------------------------------------
 # isolation: reading in a worker process, time limits
 # ------------------------------------------------------------------------------------------------
-def read_input(path, geometry=None, image_shape=512):
-    """:func:`ctflow.io.read_any` with the units of a sinogram in ``Loaded.units``: ``"mu"`` for
-    DICOM-CT-PD (line integrals of μ by definition), an HDF5 sinogram's ``units`` root attribute
-    (``"unknown"`` when absent)."""
-    import dataclasses
-
-    from ..io import read_any
-
-    loaded = read_any(path, geometry=geometry, image_shape=image_shape)
-    if loaded.kind != "sinogram":
-        return loaded
-    if Path(path).suffix.lower() in (".h5", ".hdf5"):
-        units = _h5_units(Path(path))
-    else:
-        units = "mu"  # DICOM-CT-PD
-    return dataclasses.replace(loaded, units=units)
-
-
-def _h5_units(path: Path) -> str:
-    """The ``units`` root attribute of an HDF5 file that has just been read successfully ("unknown" if none)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            v = f.attrs.get("units")
-    except Exception:  # noqa: BLE001 (the data were readable; an unreadable attribute means "not stated")
-        return "unknown"
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "replace")
-    return v.strip().lower() if isinstance(v, str) and v.strip() else "unknown"
-
-
 def scan_units(requested: str, loaded) -> str:
     """``--units`` for one input: ``"window"``/``"mu"`` as asked; ``"auto"`` → ``"mu"`` when the input says
-    its sinogram is of μ (DICOM-CT-PD, an HDF5 ``units`` attribute of ``mu``), else ``"window"``."""
+    its sinogram is of μ (``Loaded.units`` from :func:`ctflow.io.read_any`: DICOM-CT-PD, an HDF5 ``units``
+    attribute of ``mu``), else ``"window"``."""
     if requested != "auto":
         return requested
     return "mu" if getattr(loaded, "units", "unknown") == "mu" else "window"
@@ -186,8 +155,10 @@ def scan_units(requested: str, loaded) -> str:
 
 def _read_worker(conn, path: str, geometry, image_shape) -> None:
     """Child process: read one input and send ``("ok", Loaded)`` or ``("err", CTFlowError)`` back."""
+    from ..io import read_any
+
     try:
-        result = ("ok", read_input(path, geometry=geometry, image_shape=image_shape))
+        result = ("ok", read_any(path, geometry=geometry, image_shape=image_shape))
     except CTFlowError as e:
         result = ("err", e)
     except BaseException as e:  # noqa: BLE001 (reported to the parent, which names the file)
@@ -207,7 +178,7 @@ def _mp_context():
 
 
 def read_isolated(path: Path, geometry=None, image_shape=512, timeout: float = DEFAULT_READ_TIMEOUT_S):
-    """:func:`read_input` in a worker process that is killed after ``timeout`` seconds.
+    """:func:`ctflow.io.read_any` in a worker process that is killed after ``timeout`` seconds.
 
     Raises the reader's CTFlowError, :class:`~ctflow.errors.TimeLimitError` on a timeout, or a DataError
     when the worker dies (a crash in a library, the out-of-memory killer) — each naming ``path``.

@@ -26,7 +26,9 @@ IMAGE_UNITS = ("HU", "mu", "unknown")
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:
-    """What :func:`read_any` found: ``kind`` is ``"image"`` or ``"sinogram"``."""
+    """What :func:`read_any` found: ``kind`` is ``"image"`` or ``"sinogram"``. ``units``: an image's
+    (``"HU"``, ``"mu"``, …); for a sinogram what its line integrals are of — ``"mu"`` for DICOM-CT-PD, an
+    HDF5 sinogram's ``units`` attribute (``"mu"``/``"window"``), else ``"unknown"``."""
 
     kind: str
     data: np.ndarray
@@ -85,6 +87,13 @@ def read_any(
         raise DataError(f"cannot read the input: {type(e).__name__}: {e}", str(p)) from None
 
 
+def _sinogram_units(attrs: dict) -> str:
+    """An HDF5 sinogram's ``units`` root attribute (``ctflow simulate`` writes ``mu`` or ``window``),
+    lower-case; ``"unknown"`` when absent or empty."""
+    v = attrs.get("units")
+    return v.strip().lower() if isinstance(v, str) and v.strip() else "unknown"
+
+
 def _read_any(p: Path, geometry, image_shape, on_error: str) -> Loaded:
     if not p.exists():
         raise DataError("file or folder does not exist", str(p))
@@ -98,7 +107,8 @@ def _read_any(p: Path, geometry, image_shape, on_error: str) -> Loaded:
             units = str(im.attrs.get("units", "mu"))
             return Loaded("image", im.image, im.geometry, im.pixel_size, units, {"method": im.method, "params": im.params})
         sf = read_sinogram_h5(p, geometry=geometry)
-        return Loaded("sinogram", sf.sinogram, sf.geometry, meta={"noise": sf.noise})
+        return Loaded("sinogram", sf.sinogram, sf.geometry, units=_sinogram_units(sf.attrs),
+                      meta={"noise": sf.noise})
     if suffix == ".npy":
         from .arrays import read_npy
 
@@ -111,8 +121,8 @@ def _read_any(p: Path, geometry, image_shape, on_error: str) -> Loaded:
         from .dicom_image import read_dicom_image, read_dicom_series
 
         if _is_ctpd(p):
-            pd = read_dicom_ctpd(p, on_error=on_error, image_shape=image_shape)
-            return Loaded("sinogram", pd.sinogram, pd.geometry, meta=dict(pd.metadata))
+            pd = read_dicom_ctpd(p, on_error=on_error, image_shape=image_shape)  # line integrals of μ by definition
+            return Loaded("sinogram", pd.sinogram, pd.geometry, units="mu", meta=dict(pd.metadata))
         ct = read_dicom_series(p, on_error=on_error) if p.is_dir() else read_dicom_image(p)
         if ct.pixel_spacing[0] != ct.pixel_spacing[1]:
             raise DataError(f"non-square pixels {ct.pixel_spacing} are not supported", str(p))
