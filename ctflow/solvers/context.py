@@ -143,11 +143,8 @@ class SolveContext:
         return self.noise_std(value).reshape(-1) ** 2
 
     def data_misfit(self, x: torch.Tensor) -> float:
-        """½‖Ax − y‖² summed over the batch."""
-        with torch.no_grad():
-            return 0.5 * float((self.A(x) - self.y).pow(2).sum())
-
-    def _first_copy_misfit(self, x: torch.Tensor) -> float:
+        """½‖Ax − y‖² summed over the caller's sinograms: with stacked posterior samples, over the first
+        copy only (what the first sample's own run records)."""
         b = self.base_batch
         with torch.no_grad():
             return 0.5 * float((self.A(x[:b]) - self.y[:b]).pow(2).sum())
@@ -163,8 +160,7 @@ class SolveContext:
         """
         rec = dict(terms)
         if x is not None and "data_misfit" not in rec:  # solvers that already have Ax − y pass it in
-            # the first copy's misfit (with stacked samples): what the first sample's own run records
-            rec["data_misfit"] = self.data_misfit(x) if self.copies == 1 else self._first_copy_misfit(x)
+            rec["data_misfit"] = self.data_misfit(x)
         for k, v in rec.items():
             self.history.setdefault(k, []).append(float(v))
         if self.callback is not None:
